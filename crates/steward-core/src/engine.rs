@@ -1,0 +1,1 @@
+pub struct Engine; pub struct EngineLimits; pub struct TurnHandle;

@@ -1,0 +1,25 @@
+//! The Steward engine.
+//!
+//! Front ends submit [`steward_protocol::Op`]s to an [`Engine`] and read
+//! [`steward_protocol::Event`]s back. The engine reaches the world only
+//! through the traits defined here: [`Llm`] for models, [`Store`] for
+//! persistence, [`Tool`] for actions and [`Clock`] for time.
+
+pub mod agent;
+pub mod clock;
+pub mod engine;
+pub mod llm;
+pub mod metrics;
+pub mod policy;
+pub mod store;
+pub mod tool;
+pub mod tools;
+
+pub use agent::{AgentProfile, AgentRegistry, Tier};
+pub use clock::{Clock, SystemClock};
+pub use engine::{Engine, EngineLimits, TurnHandle};
+pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition, UnconfiguredLlm};
+pub use metrics::Metrics;
+pub use policy::{Decision, Policy};
+pub use store::{NewMessage, Store, StoreError};
+pub use tool::{Tool, ToolContext, ToolError, ToolRegistry, ToolSpec};

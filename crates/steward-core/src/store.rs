@@ -1,0 +1,48 @@
+//! Persistence, behind a trait. `steward-store` implements it with sqlx for
+//! SQLite (the embedded default) and PostgreSQL.
+
+use async_trait::async_trait;
+use steward_protocol::api::{Conversation, StoredMessage};
+use steward_protocol::Message;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conversation '{0}' not found")]
+    ConversationNotFound(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A message to append; the store assigns its id, position and time.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation_id: String,
+    pub message: Message,
+    /// The turn that produced it, for tracing.
+    pub turn_id: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn create_conversation(&self, agent: &str, title: Option<&str>) -> Result<Conversation, StoreError>;
+
+    async fn get_conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
+
+    /// Most recently updated first.
+    async fn list_conversations(&self, limit: u32) -> Result<Vec<Conversation>, StoreError>;
+
+    /// Appends messages in order, atomically, and bumps the conversation's
+    /// `updated_at`. Fails with `ConversationNotFound` if it does not exist.
+    async fn append_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// In order of `seq`.
+    async fn list_messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError>;
+}

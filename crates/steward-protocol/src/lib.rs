@@ -1,0 +1,18 @@
+//! Wire types shared by every part of Steward.
+//!
+//! This crate holds data only: the engine's submission/event protocol
+//! ([`Op`], [`Event`]), the conversation model ([`Message`]), the
+//! OpenAI-compatible API shapes ([`openai`]), the native API shapes
+//! ([`api`]), the work envelope used for dispatch ([`envelope`]) and the
+//! error codes ([`ErrorCode`]). Nothing here performs I/O.
+
+pub mod api;
+pub mod envelope;
+mod error;
+pub mod message;
+pub mod openai;
+mod protocol;
+
+pub use error::ErrorCode;
+pub use message::{Message, Role, ToolCall, Usage};
+pub use protocol::{Effect, Event, FinishReason, Op, TurnInput, UserTurn};

@@ -1,0 +1,184 @@
+//! The engine protocol: front ends submit [`Op`]s and read [`Event`]s.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorCode, Message, Usage};
+
+/// What a tool does to the world. The policy decides from this, outside the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// Only reads; runs without asking.
+    Read,
+    /// Changes something that can be changed back.
+    Mutate,
+    /// Changes something that cannot easily be undone.
+    Destructive,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Read => "read",
+            Effect::Mutate => "mutate",
+            Effect::Destructive => "destructive",
+        }
+    }
+}
+
+/// A submission to the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Run one turn of a conversation.
+    UserTurn(UserTurn),
+    /// Stop a running turn at its next step boundary.
+    Cancel { turn_id: String },
+}
+
+/// One user turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserTurn {
+    /// Continue this stored conversation; `None` starts a new one.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    /// The agent that answers (`architect`, …).
+    pub agent: String,
+    pub input: TurnInput,
+}
+
+/// Where the context of a turn comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TurnInput {
+    /// One new user message; the context is the stored conversation.
+    Message { content: String },
+    /// The client holds the history and resends it each turn (OpenAI-style
+    /// clients such as Open WebUI): these messages are the context. The last
+    /// one is the new user message.
+    History { messages: Vec<Message> },
+}
+
+/// Why a turn (or a model call) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ToolCalls,
+    ContentFilter,
+    Cancelled,
+    Error,
+}
+
+impl FinishReason {
+    /// The value OpenAI's wire format uses.
+    pub fn openai(self) -> &'static str {
+        match self {
+            FinishReason::Stop | FinishReason::Cancelled | FinishReason::Error => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+        }
+    }
+}
+
+/// Something the engine tells its front ends while a turn runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    TurnStarted {
+        turn_id: String,
+        conversation_id: String,
+        agent: String,
+    },
+    TextDelta {
+        turn_id: String,
+        delta: String,
+    },
+    ToolCallStarted {
+        turn_id: String,
+        call_id: String,
+        name: String,
+        arguments: String,
+        effect: Effect,
+    },
+    ToolResult {
+        turn_id: String,
+        call_id: String,
+        name: String,
+        ok: bool,
+        output: String,
+        truncated: bool,
+    },
+    /// A message was written to the store.
+    MessageStored {
+        turn_id: String,
+        message_id: String,
+        message: Message,
+    },
+    TurnFinished {
+        turn_id: String,
+        conversation_id: String,
+        finish_reason: FinishReason,
+        usage: Usage,
+        steps: u32,
+    },
+    Error {
+        turn_id: String,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl Event {
+    pub fn turn_id(&self) -> &str {
+        match self {
+            Event::TurnStarted { turn_id, .. }
+            | Event::TextDelta { turn_id, .. }
+            | Event::ToolCallStarted { turn_id, .. }
+            | Event::ToolResult { turn_id, .. }
+            | Event::MessageStored { turn_id, .. }
+            | Event::TurnFinished { turn_id, .. }
+            | Event::Error { turn_id, .. } => turn_id,
+        }
+    }
+
+    /// The SSE event name for this event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::TurnStarted { .. } => "turn_started",
+            Event::TextDelta { .. } => "text_delta",
+            Event::ToolCallStarted { .. } => "tool_call_started",
+            Event::ToolResult { .. } => "tool_result",
+            Event::MessageStored { .. } => "message_stored",
+            Event::TurnFinished { .. } => "turn_finished",
+            Event::Error { .. } => "error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_tagged_by_type() {
+        let e = Event::TextDelta { turn_id: "t1".into(), delta: "hi".into() };
+        let v = serde_json::to_value(&e).unwrap_or_default();
+        assert_eq!(v, serde_json::json!({"type": "text_delta", "turn_id": "t1", "delta": "hi"}));
+        assert_eq!(e.kind(), "text_delta");
+    }
+
+    #[test]
+    fn ops_round_trip() {
+        let op = Op::UserTurn(UserTurn {
+            conversation_id: None,
+            agent: "architect".into(),
+            input: TurnInput::Message { content: "hello".into() },
+        });
+        let text = serde_json::to_string(&op).unwrap_or_default();
+        let back: Op = serde_json::from_str(&text).unwrap_or(Op::Cancel { turn_id: String::new() });
+        assert_eq!(back, op);
+    }
+}
