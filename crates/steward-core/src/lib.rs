@@ -17,7 +17,7 @@ pub mod tools;
 
 pub use agent::{AgentProfile, AgentRegistry, Tier};
 pub use clock::{Clock, SystemClock};
-pub use engine::{Engine, EngineLimits, TurnHandle};
+pub use engine::{Engine, EngineError, EngineLimits, EngineParts, TurnHandle};
 pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition, UnconfiguredLlm};
 pub use metrics::Metrics;
 pub use policy::{Decision, Policy};

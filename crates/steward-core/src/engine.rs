@@ -1,1 +1,0 @@
-pub struct Engine; pub struct EngineLimits; pub struct TurnHandle;

@@ -1,0 +1,466 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::sync::Mutex as StdMutex;
+
+use async_trait::async_trait;
+use steward_protocol::Effect;
+
+use super::*;
+use crate::llm::{LlmError, LlmStream};
+use crate::tool::{Tool, ToolSpec};
+use crate::AgentProfile;
+
+/// An in-memory store, enough to drive the engine.
+#[derive(Default)]
+struct MemStore {
+    conversations: StdMutex<Vec<Conversation>>,
+    messages: StdMutex<Vec<StoredMessage>>,
+}
+
+#[async_trait]
+impl Store for MemStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn create_conversation(&self, agent: &str, title: Option<&str>) -> Result<Conversation, StoreError> {
+        let mut c = self.conversations.lock().unwrap();
+        let conv = Conversation {
+            id: format!("c{}", c.len()),
+            agent: agent.into(),
+            title: title.map(String::from),
+            created_at: 0,
+            updated_at: 0,
+        };
+        c.push(conv.clone());
+        Ok(conv)
+    }
+    async fn get_conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        Ok(self.conversations.lock().unwrap().iter().find(|c| c.id == id).cloned())
+    }
+    async fn list_conversations(&self, _limit: u32) -> Result<Vec<Conversation>, StoreError> {
+        Ok(self.conversations.lock().unwrap().clone())
+    }
+    async fn append_messages(&self, new: Vec<NewMessage>) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut all = self.messages.lock().unwrap();
+        let mut out = Vec::new();
+        for n in new {
+            let seq = all.iter().filter(|m| m.conversation_id == n.conversation_id).count() as i64;
+            let m = StoredMessage {
+                id: format!("m{}", all.len()),
+                conversation_id: n.conversation_id,
+                seq,
+                role: n.message.role,
+                content: n.message.content,
+                tool_calls: n.message.tool_calls,
+                tool_call_id: n.message.tool_call_id,
+                name: n.message.name,
+                created_at: 0,
+            };
+            all.push(m.clone());
+            out.push(m);
+        }
+        Ok(out)
+    }
+    async fn list_messages(&self, id: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(self.messages.lock().unwrap().iter().filter(|m| m.conversation_id == id).cloned().collect())
+    }
+}
+
+/// A model that plays back a script, one entry per call, and records the
+/// requests it saw.
+#[derive(Default)]
+struct ScriptLlm {
+    script: StdMutex<VecDeque<Result<Vec<LlmChunk>, LlmError>>>,
+    seen: StdMutex<Vec<LlmRequest>>,
+}
+
+impl ScriptLlm {
+    fn new(steps: Vec<Result<Vec<LlmChunk>, LlmError>>) -> Arc<Self> {
+        Arc::new(ScriptLlm { script: StdMutex::new(steps.into()), seen: StdMutex::default() })
+    }
+}
+
+#[async_trait]
+impl Llm for ScriptLlm {
+    fn name(&self) -> &str {
+        "script"
+    }
+    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+        self.seen.lock().unwrap().push(request);
+        let next = self.script.lock().unwrap().pop_front();
+        match next {
+            Some(Ok(chunks)) => Ok(Box::pin(futures::stream::iter(chunks.into_iter().map(Ok)))),
+            Some(Err(e)) => Err(e),
+            None => Ok(Box::pin(futures::stream::iter(vec![Ok(LlmChunk::Text("(script exhausted)".into()))]))),
+        }
+    }
+}
+
+struct TestTool {
+    spec: ToolSpec,
+    delay: Duration,
+    output: String,
+    calls: StdMutex<Vec<serde_json::Value>>,
+}
+
+impl TestTool {
+    fn new(name: &str, effect: Effect, delay_ms: u64, output: &str) -> Arc<Self> {
+        Arc::new(TestTool {
+            spec: ToolSpec {
+                name: name.into(),
+                description: format!("test tool {name}"),
+                parameters: serde_json::json!({"type": "object"}),
+                effect,
+                timeout: Duration::from_millis(200),
+                output_cap: 64,
+            },
+            delay: Duration::from_millis(delay_ms),
+            output: output.into(),
+            calls: StdMutex::default(),
+        })
+    }
+}
+
+#[async_trait]
+impl Tool for TestTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    async fn call(&self, arguments: serde_json::Value, _ctx: &ToolContext) -> Result<String, ToolError> {
+        self.calls.lock().unwrap().push(arguments);
+        tokio::time::sleep(self.delay).await;
+        Ok(self.output.clone())
+    }
+}
+
+struct Fixture {
+    engine: Engine,
+    llm: Arc<ScriptLlm>,
+    store: Arc<MemStore>,
+    echo: Arc<TestTool>,
+    slow: Arc<TestTool>,
+    big: Arc<TestTool>,
+    switch: Arc<TestTool>,
+}
+
+fn fixture(steps: Vec<Result<Vec<LlmChunk>, LlmError>>, max_steps: u32) -> Fixture {
+    let llm = ScriptLlm::new(steps);
+    let store = Arc::new(MemStore::default());
+    let echo = TestTool::new("echo", Effect::Read, 0, "echoed");
+    let slow = TestTool::new("slow", Effect::Read, 5_000, "too late");
+    let big = TestTool::new("big", Effect::Read, 0, &"x".repeat(1000));
+    let switch = TestTool::new("switch", Effect::Mutate, 0, "switched");
+    let mut tools = ToolRegistry::new();
+    for t in [&echo, &slow, &big, &switch] {
+        tools.register(t.clone());
+    }
+    let mut agents = AgentRegistry::builtin();
+    let mut profile = AgentProfile::architect();
+    profile.tools = vec!["echo".into(), "slow".into(), "big".into(), "switch".into()];
+    agents.insert(profile);
+    let engine = Engine::new(EngineParts {
+        llm: llm.clone(),
+        store: store.clone(),
+        tools,
+        agents,
+        clock: Arc::new(crate::SystemClock),
+        limits: EngineLimits { max_steps, max_parallel_tools: 4 },
+    });
+    Fixture { engine, llm, store, echo, slow, big, switch }
+}
+
+fn call(id: &str, name: &str, args: &str) -> LlmChunk {
+    LlmChunk::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: args.into() })
+}
+
+fn text(t: &str) -> LlmChunk {
+    LlmChunk::Text(t.into())
+}
+
+async fn run(engine: &Engine, content: &str) -> (TurnHandle, Vec<Event>) {
+    let mut handle = engine
+        .start_turn(UserTurn {
+            conversation_id: None,
+            agent: "architect".into(),
+            input: TurnInput::Message { content: content.into() },
+        })
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = handle.events.recv().await {
+        events.push(e);
+    }
+    (handle, events)
+}
+
+fn finished(events: &[Event]) -> (FinishReason, u32) {
+    match events.last() {
+        Some(Event::TurnFinished { finish_reason, steps, .. }) => (*finish_reason, *steps),
+        other => panic!("last event is not TurnFinished: {other:?}"),
+    }
+}
+
+fn tool_results(events: &[Event]) -> Vec<(String, bool, String, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolResult { name, ok, output, truncated, .. } => Some((name.clone(), *ok, output.clone(), *truncated)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_plain_answer_streams_and_is_stored() {
+    let f = fixture(vec![Ok(vec![text("Hel"), text("lo"), LlmChunk::Usage(Usage { prompt_tokens: 7, completion_tokens: 2 })])], 4);
+    let (handle, events) = run(&f.engine, "hi").await;
+    let deltas: String = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TextDelta { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deltas, "Hello");
+    assert!(matches!(events.first(), Some(Event::TurnStarted { .. })));
+    assert_eq!(finished(&events), (FinishReason::Stop, 1));
+    match events.last() {
+        Some(Event::TurnFinished { usage, .. }) => assert_eq!(usage.total(), 9),
+        _ => unreachable!(),
+    }
+    let stored = f.store.list_messages(&handle.conversation_id).await.unwrap();
+    assert_eq!(stored.iter().map(|m| (m.role, m.content.as_str())).collect::<Vec<_>>(), vec![
+        (Role::User, "hi"),
+        (Role::Assistant, "Hello")
+    ]);
+    let conv = f.store.get_conversation(&handle.conversation_id).await.unwrap().unwrap();
+    assert_eq!(conv.title.as_deref(), Some("hi"));
+    // The model saw the agent's prompt first, then the user.
+    let seen = f.llm.seen.lock().unwrap();
+    assert_eq!(seen[0].messages[0].role, Role::System);
+    assert_eq!(seen[0].messages[1], Message::user("hi"));
+    assert_eq!(seen[0].tools.len(), 4);
+}
+
+#[tokio::test]
+async fn tool_calls_run_in_parallel_and_results_go_back_to_the_model() {
+    let f = fixture(
+        vec![
+            Ok(vec![call("a", "echo", r#"{"q":1}"#), call("b", "echo", r#"{"q":2}"#)]),
+            Ok(vec![text("done")]),
+        ],
+        4,
+    );
+    let (handle, events) = run(&f.engine, "go").await;
+    assert_eq!(finished(&events), (FinishReason::Stop, 2));
+    assert_eq!(f.echo.calls.lock().unwrap().len(), 2);
+    let second = &f.llm.seen.lock().unwrap()[1];
+    let tail: Vec<_> = second.messages.iter().rev().take(3).rev().cloned().collect();
+    assert_eq!(tail[0].tool_calls.len(), 2);
+    assert_eq!(tail[1], Message::tool("a", "echo", "echoed"));
+    assert_eq!(tail[2], Message::tool("b", "echo", "echoed"));
+    let stored = f.store.list_messages(&handle.conversation_id).await.unwrap();
+    let roles: Vec<Role> = stored.iter().map(|m| m.role).collect();
+    assert_eq!(roles, vec![Role::User, Role::Assistant, Role::Tool, Role::Tool, Role::Assistant]);
+}
+
+#[tokio::test]
+async fn a_slow_tool_times_out_and_the_turn_goes_on() {
+    let f = fixture(vec![Ok(vec![call("a", "slow", "{}")]), Ok(vec![text("ok")])], 4);
+    let (_, events) = run(&f.engine, "go").await;
+    let results = tool_results(&events);
+    assert_eq!(results.len(), 1);
+    assert!(!results[0].1);
+    assert!(results[0].2.contains("timed out after 200 ms"), "{}", results[0].2);
+    assert_eq!(finished(&events), (FinishReason::Stop, 2));
+}
+
+#[tokio::test]
+async fn big_output_is_capped_with_advice_to_narrow() {
+    let f = fixture(vec![Ok(vec![call("a", "big", "{}")]), Ok(vec![text("ok")])], 4);
+    let (_, events) = run(&f.engine, "go").await;
+    let results = tool_results(&events);
+    assert!(results[0].1 && results[0].3);
+    assert!(results[0].2.starts_with(&"x".repeat(64)));
+    assert!(!results[0].2.starts_with(&"x".repeat(65)));
+    assert!(results[0].2.contains("narrow"));
+    let second = &f.llm.seen.lock().unwrap()[1];
+    assert!(second.messages.last().unwrap().content.contains("truncated"));
+}
+
+#[tokio::test]
+async fn a_mutating_tool_is_not_executed_without_approval() {
+    let f = fixture(vec![Ok(vec![call("a", "switch", "{}")]), Ok(vec![text("I would switch it.")])], 4);
+    let (_, events) = run(&f.engine, "switch it").await;
+    assert!(f.switch.calls.lock().unwrap().is_empty(), "a mutate tool ran without approval");
+    let results = tool_results(&events);
+    assert!(!results[0].1);
+    assert!(results[0].2.contains("needs a person's approval"), "{}", results[0].2);
+    assert_eq!(f.engine.metrics().tool_calls_blocked.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn bad_arguments_and_unknown_tools_are_reported_to_the_model() {
+    let f = fixture(
+        vec![Ok(vec![call("a", "echo", "{not json"), call("b", "nope", "{}"), call("c", "echo", "[1]")]), Ok(vec![text("ok")])],
+        4,
+    );
+    let (_, events) = run(&f.engine, "go").await;
+    let results = tool_results(&events);
+    assert!(results[0].2.contains("not valid JSON"), "{}", results[0].2);
+    assert!(results[1].2.contains("no tool named 'nope'"), "{}", results[1].2);
+    assert!(results[2].2.contains("must be a JSON object"), "{}", results[2].2);
+    assert!(results.iter().all(|r| !r.1));
+    assert!(f.echo.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_step_limit_ends_a_looping_model() {
+    let f = fixture((0..5).map(|i| Ok(vec![call(&format!("c{i}"), "echo", "{}")])).collect(), 3);
+    let (_, events) = run(&f.engine, "loop").await;
+    assert_eq!(finished(&events), (FinishReason::Length, 3));
+    assert_eq!(f.echo.calls.lock().unwrap().len(), 3);
+    let text: String = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TextDelta { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(text.contains("step limit"), "{text}");
+}
+
+#[tokio::test]
+async fn no_model_configured_gives_a_helpful_reply_not_an_error() {
+    let store = Arc::new(MemStore::default());
+    let engine = Engine::new(EngineParts {
+        llm: Arc::new(crate::UnconfiguredLlm),
+        store: store.clone(),
+        tools: ToolRegistry::new(),
+        agents: AgentRegistry::builtin(),
+        clock: Arc::new(crate::SystemClock),
+        limits: EngineLimits::default(),
+    });
+    let (handle, events) = run(&engine, "hello").await;
+    assert_eq!(finished(&events), (FinishReason::Stop, 1));
+    assert!(!events.iter().any(|e| matches!(e, Event::Error { .. })));
+    let stored = store.list_messages(&handle.conversation_id).await.unwrap();
+    assert!(stored[1].content.contains("OPENAI_API_KEY"));
+    assert!(stored[1].content.contains("OLLAMA_HOST"));
+}
+
+#[tokio::test]
+async fn a_failing_model_ends_the_turn_with_an_error_naming_the_provider() {
+    let err = LlmError::new("openai", LlmErrorKind::Server { status: 500 }, "boom");
+    let f = fixture(vec![Err(err)], 4);
+    let (handle, events) = run(&f.engine, "hi").await;
+    assert_eq!(finished(&events).0, FinishReason::Error);
+    let message = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Error { code, message, .. } => Some((*code, message.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(message.0, ErrorCode::LlmFailed);
+    assert!(message.1.contains("openai") && message.1.contains("boom"), "{}", message.1);
+    // The user's message is kept.
+    assert_eq!(f.store.list_messages(&handle.conversation_id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn history_input_is_the_context_and_continuing_stores_only_the_new_message() {
+    let f = fixture(vec![Ok(vec![text("one")]), Ok(vec![text("two")])], 4);
+    let history = vec![Message::system("client prompt"), Message::user("a"), Message::assistant("b"), Message::user("c")];
+    let mut h = f
+        .engine
+        .start_turn(UserTurn {
+            conversation_id: None,
+            agent: "architect".into(),
+            input: TurnInput::History { messages: history.clone() },
+        })
+        .await
+        .unwrap();
+    while h.events.recv().await.is_some() {}
+    assert_eq!(f.store.list_messages(&h.conversation_id).await.unwrap().len(), 5);
+    assert_eq!(&f.llm.seen.lock().unwrap()[0].messages[1..], &history[..]);
+
+    let mut more = history.clone();
+    more.push(Message::assistant("one"));
+    more.push(Message::user("d"));
+    let mut h2 = f
+        .engine
+        .start_turn(UserTurn {
+            conversation_id: Some(h.conversation_id.clone()),
+            agent: "architect".into(),
+            input: TurnInput::History { messages: more },
+        })
+        .await
+        .unwrap();
+    while h2.events.recv().await.is_some() {}
+    let stored = f.store.list_messages(&h.conversation_id).await.unwrap();
+    assert_eq!(stored.len(), 7);
+    assert_eq!(stored[5].content, "d");
+    assert_eq!(stored[6].content, "two");
+}
+
+#[tokio::test]
+async fn invalid_turns_are_refused_before_anything_is_stored() {
+    let f = fixture(vec![], 4);
+    let bad_agent = f
+        .engine
+        .start_turn(UserTurn { conversation_id: None, agent: "nobody".into(), input: TurnInput::Message { content: "x".into() } })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_agent.code(), ErrorCode::ModelNotFound);
+    assert!(bad_agent.to_string().contains("architect"));
+    let missing = f
+        .engine
+        .start_turn(UserTurn {
+            conversation_id: Some("missing".into()),
+            agent: "architect".into(),
+            input: TurnInput::Message { content: "x".into() },
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), ErrorCode::NotFound);
+    let last_not_user = f
+        .engine
+        .start_turn(UserTurn {
+            conversation_id: None,
+            agent: "architect".into(),
+            input: TurnInput::History { messages: vec![Message::assistant("x")] },
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(last_not_user.code(), ErrorCode::InvalidRequest);
+    assert!(f.store.conversations.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn cancel_stops_a_turn_at_the_next_step() {
+    let f = fixture(vec![Ok(vec![call("a", "slow", "{}")]), Ok(vec![text("never")])], 4);
+    let mut h = f
+        .engine
+        .start_turn(UserTurn { conversation_id: None, agent: "architect".into(), input: TurnInput::Message { content: "x".into() } })
+        .await
+        .unwrap();
+    // Wait until the tool is running, then cancel.
+    while let Some(e) = h.events.recv().await {
+        if matches!(e, Event::ToolCallStarted { .. }) {
+            break;
+        }
+    }
+    assert!(f.engine.submit(Op::Cancel { turn_id: h.turn_id.clone() }).await.unwrap().is_none());
+    let mut last = None;
+    while let Some(e) = h.events.recv().await {
+        last = Some(e);
+    }
+    assert!(matches!(last, Some(Event::TurnFinished { finish_reason: FinishReason::Cancelled, .. })), "{last:?}");
+    assert_eq!(f.llm.seen.lock().unwrap().len(), 1);
+    let _ = (&f.slow, &f.big);
+}
