@@ -1,1 +1,19 @@
-//! placeholder
+//! LLM providers for Steward.
+//!
+//! [`OpenAiCompatible`] speaks OpenAI's chat-completions API, streamed, with
+//! tool calls, to OpenAI itself or any compatible server (Ollama, vLLM,
+//! llama.cpp, LM Studio, OpenRouter, …). It implements
+//! [`steward_core::Llm`]: text arrives as it is generated, tool calls arrive
+//! whole, and every failure is an [`steward_core::LlmError`] whose kind
+//! drives retries and whose message says what went wrong and where — never
+//! with the API key in it.
+
+mod assemble;
+mod errors;
+mod openai;
+mod sse;
+
+pub use openai::{
+    ollama_base_url, OpenAiCompatible, OpenAiConfig, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
+};

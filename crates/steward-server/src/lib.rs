@@ -1,1 +1,87 @@
-//! placeholder
+//! Steward's HTTP front end: the OpenAI-compatible API, the native API,
+//! health and metrics, behind bearer-key auth.
+//!
+//! [`app`] builds the router from an [`AppState`], so tests drive it with
+//! `tower::ServiceExt::oneshot` and no socket; [`serve`] runs it on a
+//! listener until the shutdown future resolves.
+
+mod auth;
+mod body;
+mod error;
+mod health;
+mod http_metrics;
+mod native;
+mod openai;
+mod sse;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use steward_core::Engine;
+
+pub use auth::{digest_hex, parse_digest, ApiKeys};
+pub use error::ApiError;
+pub use http_metrics::HttpMetrics;
+
+/// The header that names the stored conversation a chat completion belongs
+/// to. Clients send it back to continue that conversation.
+pub const CONVERSATION_HEADER: &str = "x-steward-conversation-id";
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub api_keys: ApiKeys,
+    /// Request bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings { api_keys: ApiKeys::default(), max_body_bytes: 1024 * 1024 }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub settings: Arc<ServerSettings>,
+    pub http_metrics: Arc<HttpMetrics>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, settings: ServerSettings) -> Self {
+        AppState { engine, settings: Arc::new(settings), http_metrics: Arc::new(HttpMetrics::default()) }
+    }
+}
+
+/// The whole router.
+pub fn app(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/v1/models", get(openai::list_models))
+        .route("/v1/models/{id}", get(openai::get_model))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/api/conversations", post(native::create_conversation).get(native::list_conversations))
+        .route("/api/conversations/{id}", get(native::get_conversation))
+        .route("/api/conversations/{id}/messages", post(native::post_message))
+        .route("/metrics", get(health::metrics))
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
+    Router::new()
+        .route("/health", get(health::health))
+        .merge(protected)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), http_metrics::track))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets running
+/// requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

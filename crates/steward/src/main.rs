@@ -1,1 +1,194 @@
-fn main() {}
+//! The `steward` command: the server, a chat client, and tools for keys and
+//! configuration.
+
+mod client;
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides, ProcessEnv};
+
+#[derive(Parser, Debug)]
+#[command(name = "steward", version, about = "A self-hosted agentic assistant for homes and homelabs.")]
+struct Cli {
+    /// Path of steward.toml (default: ./steward.toml when it exists).
+    #[arg(long, global = true, env = "STEWARD_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: the OpenAI-compatible API, the native API, health and metrics.
+    Serve(ServeArgs),
+    /// Talk to a running server, interactively, with streamed answers.
+    Chat(ClientArgs),
+    /// Ask a running server one question and print the answer.
+    Ask {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The question.
+        #[arg(required = true, num_args = 1..)]
+        question: Vec<String>,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct ServeArgs {
+    /// Address to listen on (env STEWARD_HOST; default 127.0.0.1).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on (env API_PORT; default 8000).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Directory for the embedded database and other data (env STEWARD_DATA_DIR; default ./steward-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without API keys.
+    #[arg(long)]
+    insecure_no_auth: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct ClientArgs {
+    /// The server's base URL.
+    #[arg(long, env = "STEWARD_URL", default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// A bearer key, when the server requires one.
+    #[arg(long, env = "STEWARD_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The agent to talk to.
+    #[arg(long, default_value = "architect")]
+    agent: String,
+    /// Continue this stored conversation instead of starting a new one.
+    #[arg(long)]
+    conversation: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Print a new random API key and the SHA-256 digest to put in STEWARD_API_KEYS.
+    New,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective values, secrets masked.
+    Check(ServeArgs),
+}
+
+fn overrides(args: &ServeArgs) -> Overrides {
+    Overrides {
+        host: args.host.clone(),
+        port: args.port,
+        data_dir: args.data_dir.clone(),
+        insecure_no_auth: args.insecure_no_auth,
+    }
+}
+
+fn load(cli_config: Option<&std::path::Path>, args: &ServeArgs) -> Result<Config, config::ConfigError> {
+    // `.env` fills in variables that are not already set.
+    let _ = dotenvy::dotenv();
+    let (file, source) = config::read_file(cli_config)?;
+    Config::resolve(file, source, &ProcessEnv, &overrides(args))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match load(cli.config.as_deref(), &args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = serve::init_logging(&config) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            match runtime.block_on(serve::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "steward stopped");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Chat(args) => client_exit(runtime.block_on(client::chat(
+            &args.url,
+            args.api_key.clone(),
+            &args.agent,
+            args.conversation.clone(),
+        ))),
+        Command::Ask { client: args, question } => {
+            let question = question.join(" ");
+            client_exit(runtime.block_on(client::ask(
+                &args.url,
+                args.api_key.clone(),
+                &args.agent,
+                args.conversation.clone(),
+                &question,
+            )))
+        }
+        Command::Keys { command: KeysCommand::New } => {
+            let key = client::new_key();
+            println!("key:    {key}");
+            println!("digest: {}", steward_server::digest_hex(&key));
+            println!();
+            println!("Give the key to the client (STEWARD_API_KEY, or the API key field of an OpenAI client).");
+            println!("Put only the digest in the server's STEWARD_API_KEYS (comma-separated for several keys).");
+            ExitCode::SUCCESS
+        }
+        Command::Config { command: ConfigCommand::Check(args) } => match load(cli.config.as_deref(), &args) {
+            Ok(config) => {
+                match &config.source {
+                    Some(p) => println!("# configuration from {} + environment", p.display()),
+                    None => println!("# no steward.toml; defaults + environment"),
+                }
+                print!("{}", config.render());
+                println!("# OK: the configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn client_exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -277,6 +277,7 @@ impl Engine {
             tx,
             cancelled,
             usage: Usage::default(),
+            text_streamed: false,
         };
         let span = info_span!(
             "turn",
@@ -318,6 +319,9 @@ struct TurnRun {
     tx: mpsc::Sender<Event>,
     cancelled: Arc<AtomicBool>,
     usage: Usage,
+    /// Whether an earlier step already streamed text: the next step's text
+    /// is then set apart by a blank line, so streamed steps do not run together.
+    text_streamed: bool,
 }
 
 /// How a turn ended, for metrics and the span.
@@ -413,7 +417,8 @@ impl TurnRun {
 
     /// Stores and streams a final assistant text written by the engine itself.
     async fn say(&mut self, text: String, reason: FinishReason) -> Outcome {
-        self.emit(Event::TextDelta { turn_id: self.turn_id.clone(), delta: text.clone() }).await;
+        let delta = if self.text_streamed { format!("\n\n{text}") } else { text.clone() };
+        self.emit(Event::TextDelta { turn_id: self.turn_id.clone(), delta }).await;
         match self.store(vec![Message::assistant(text)]).await {
             Ok(()) => Outcome::Finished(reason),
             Err(e) => self.fail(ErrorCode::StoreFailed, e.to_string()).await,
@@ -488,8 +493,10 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
             let mut out = StepOutput { text: String::new(), tool_calls: Vec::new(), finish: None };
             while let Some(chunk) = stream.next().await {
                 match chunk? {
+                    LlmChunk::Text(t) if t.is_empty() => {}
                     LlmChunk::Text(t) => {
-                        self.emit(Event::TextDelta { turn_id: self.turn_id.clone(), delta: t.clone() }).await;
+                        let delta = if out.text.is_empty() && self.text_streamed { format!("\n\n{t}") } else { t.clone() };
+                        self.emit(Event::TextDelta { turn_id: self.turn_id.clone(), delta }).await;
                         out.text.push_str(&t);
                     }
                     LlmChunk::ToolCall(c) => out.tool_calls.push(c),
@@ -503,6 +510,7 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
                     LlmChunk::Finish(f) => out.finish = Some(f),
                 }
             }
+            self.text_streamed |= !out.text.is_empty();
             Ok::<_, crate::llm::LlmError>(out)
         }
         .instrument(span.clone())

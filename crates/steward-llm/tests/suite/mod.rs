@@ -1,0 +1,4 @@
+mod common;
+mod errors;
+mod streaming;
+mod tracing;

@@ -1,0 +1,115 @@
+//! Bearer-key authentication. Keys are configured only as SHA-256 digests;
+//! a presented key is hashed and compared against every digest in constant
+//! time, so neither the keys nor timing reveal anything.
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use steward_protocol::ErrorCode;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The accepted keys, as SHA-256 digests. Empty means auth is off.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ApiKeys {
+    digests: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeys({} digests)", self.digests.len())
+    }
+}
+
+impl ApiKeys {
+    pub fn new(digests: Vec<[u8; 32]>) -> Self {
+        ApiKeys { digests }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        !self.digests.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.digests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    /// Whether `key` hashes to one of the digests. Every digest is compared,
+    /// whatever matched earlier.
+    pub fn accepts(&self, key: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut matched = subtle::Choice::from(0u8);
+        for d in &self.digests {
+            matched |= d.ct_eq(&presented);
+        }
+        bool::from(matched)
+    }
+}
+
+/// The SHA-256 digest of `key`, in lowercase hex.
+pub fn digest_hex(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Parses one configured digest (64 hex characters).
+pub fn parse_digest(s: &str) -> Result<[u8; 32], String> {
+    let s = s.trim();
+    let bytes = hex::decode(s).map_err(|_| "is not hexadecimal".to_string())?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("is {} bytes long; a SHA-256 digest is 32 bytes (64 hex characters)", b.len()))
+}
+
+pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let keys = &state.settings.api_keys;
+    if !keys.is_enabled() {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match presented {
+        Some(key) if keys.accepts(key) => next.run(request).await,
+        Some(_) => {
+            ApiError::new(ErrorCode::Unauthorized, "invalid API key: the bearer key does not match any configured key")
+                .into_response()
+        }
+        None => ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing API key: send 'Authorization: Bearer <key>' (create one with `steward keys new`)",
+        )
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_only_keys_whose_digest_is_configured() {
+        let d = parse_digest(&digest_hex("sk-one")).unwrap_or([0; 32]);
+        let keys = ApiKeys::new(vec![[7; 32], d]);
+        assert!(keys.accepts("sk-one"));
+        assert!(!keys.accepts("sk-two"));
+        assert!(!keys.accepts(""));
+    }
+
+    #[test]
+    fn digests_must_be_64_hex_characters() {
+        assert!(parse_digest("zz").unwrap_err().contains("hexadecimal"));
+        assert!(parse_digest("abcd").unwrap_err().contains("2 bytes"));
+        assert!(parse_digest(&"a".repeat(64)).is_ok());
+    }
+}

@@ -1,0 +1,151 @@
+//! The native `/api` routes for conversations.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use steward_protocol::api::{ConversationDetail, ConversationList, CreateConversation, PostMessage, TurnReply};
+use steward_protocol::{ErrorCode, Event, FinishReason, TurnInput, Usage, UserTurn};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::body::{parse_json, read_limited};
+use crate::error::ApiError;
+use crate::{sse, AppState, CONVERSATION_HEADER};
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+
+pub async fn create_conversation(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_limited(&headers, body, state.settings.max_body_bytes).await?;
+    let req: CreateConversation = parse_json(&bytes, Some(CreateConversation::default()))?;
+    let conversation = state.engine.create_conversation(req.agent.as_deref(), req.title.as_deref()).await.map_err(|e| {
+        let e = ApiError::from(e);
+        if e.code == ErrorCode::ModelNotFound {
+            e.with_param("agent")
+        } else {
+            e
+        }
+    })?;
+    Ok((StatusCode::CREATED, Json(conversation)).into_response())
+}
+
+pub async fn list_conversations(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<ConversationList>, ApiError> {
+    let limit = match query.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::invalid(format!("limit must be a number from 1 to {MAX_LIMIT}, not '{s}'")).with_param("limit"))?,
+    };
+    let conversations = state.engine.store().list_conversations(limit).await.map_err(store_error)?;
+    Ok(Json(ConversationList { conversations }))
+}
+
+fn store_error(e: steward_core::StoreError) -> ApiError {
+    ApiError::from(steward_core::EngineError::from(e))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("conversation '{id}' not found"))
+}
+
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationDetail>, ApiError> {
+    let store = state.engine.store();
+    let conversation = store.get_conversation(&id).await.map_err(store_error)?.ok_or_else(|| not_found(&id))?;
+    let messages = store.list_messages(&id).await.map_err(store_error)?;
+    Ok(Json(ConversationDetail { conversation, messages }))
+}
+
+pub async fn post_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let stream = match query.get("stream").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!("stream must be true or false, not '{other}'")).with_param("stream"))
+        }
+    };
+    let bytes = read_limited(&headers, body, state.settings.max_body_bytes).await?;
+    let req: PostMessage = parse_json(&bytes, None)?;
+    let conversation =
+        state.engine.store().get_conversation(&id).await.map_err(store_error)?.ok_or_else(|| not_found(&id))?;
+    let mut handle = state
+        .engine
+        .start_turn(UserTurn {
+            conversation_id: Some(conversation.id.clone()),
+            agent: conversation.agent.clone(),
+            input: TurnInput::Message { content: req.content },
+        })
+        .await?;
+    let header = HeaderValue::from_str(&conversation.id)
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "the conversation id cannot be sent as a header"))?;
+
+    if stream {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            while let Some(event) = handle.events.recv().await {
+                let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
+                if tx.send(sse::event(event.kind(), &json)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        return Ok(sse::response(ReceiverStream::new(rx), vec![(CONVERSATION_HEADER, header)]));
+    }
+
+    let mut content = String::new();
+    let mut stored_ids = HashSet::new();
+    let mut finish = (FinishReason::Stop, Usage::default(), 0);
+    let mut error = None;
+    while let Some(event) = handle.events.recv().await {
+        match event {
+            Event::TextDelta { delta, .. } => content.push_str(&delta),
+            Event::MessageStored { message_id, .. } => {
+                stored_ids.insert(message_id);
+            }
+            Event::TurnFinished { finish_reason, usage, steps, .. } => finish = (finish_reason, usage, steps),
+            Event::Error { code, message, .. } => error = Some(ApiError::new(code, message)),
+            Event::TurnStarted { .. } | Event::ToolCallStarted { .. } | Event::ToolResult { .. } => {}
+        }
+    }
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let messages = state
+        .engine
+        .store()
+        .list_messages(&conversation.id)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|m| stored_ids.contains(&m.id))
+        .collect();
+    let reply = TurnReply {
+        conversation_id: conversation.id,
+        turn_id: handle.turn_id,
+        content,
+        messages,
+        usage: finish.1,
+        steps: finish.2,
+        finish_reason: finish.0,
+    };
+    let mut response = Json(reply).into_response();
+    response.headers_mut().insert(CONVERSATION_HEADER, header);
+    Ok(response)
+}

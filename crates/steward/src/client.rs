@@ -1,0 +1,156 @@
+//! `steward chat` and `steward ask`: clients of a running server's native
+//! API, reading its event stream.
+
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Context};
+use futures::StreamExt;
+use rand::RngCore;
+use steward_protocol::api::Conversation;
+use steward_protocol::Event;
+use tokio::io::AsyncBufReadExt;
+
+/// A fresh API key: 32 random bytes, hex, with a recognisable prefix.
+pub fn new_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("stw_{}", hex::encode(bytes))
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl Client {
+    fn new(url: &str, key: Option<String>) -> anyhow::Result<Self> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--url / STEWARD_URL must be an http(s) URL such as http://127.0.0.1:8000, not '{url}'");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client { http, base: url.trim_end_matches('/').to_string(), key })
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.post(format!("{}{path}", self.base));
+        match &self.key {
+            Some(k) => r.bearer_auth(k),
+            None => r,
+        }
+    }
+
+    /// Sends a request and turns an error status into the server's message.
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow!("cannot reach Steward at {}: is `steward serve` running? ({e})", self.base)
+            } else {
+                anyhow!("request to {} failed: {e}", self.base)
+            }
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<steward_protocol::openai::ErrorResponse>(&text)
+            .map(|e| e.error.message)
+            .unwrap_or(text);
+        bail!("server answered {status}: {message}")
+    }
+
+    async fn start(&self, agent: &str) -> anyhow::Result<Conversation> {
+        let response = self.send(self.post("/api/conversations").json(&serde_json::json!({"agent": agent}))).await?;
+        response.json().await.context("the server's reply to creating a conversation is not valid")
+    }
+
+    /// Sends one message and prints the answer as it streams. Fails when the
+    /// turn ends in an error.
+    async fn turn(&self, conversation: &str, content: &str, out: &mut impl Write) -> anyhow::Result<()> {
+        let response = self
+            .send(
+                self.post(&format!("/api/conversations/{conversation}/messages?stream=true"))
+                    .json(&serde_json::json!({"content": content})),
+            )
+            .await?;
+        let mut body = response.bytes_stream();
+        let mut buffer = Vec::new();
+        let mut data = String::new();
+        let mut failure = None;
+        let mut finished = false;
+        while let Some(chunk) = body.next().await {
+            buffer.extend_from_slice(&chunk.context("the event stream broke off")?);
+            while let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                } else if line.is_empty() && !data.is_empty() {
+                    let event: Event = serde_json::from_str(&data).with_context(|| format!("unexpected event from the server: {data}"))?;
+                    data.clear();
+                    match event {
+                        Event::TextDelta { delta, .. } => {
+                            write!(out, "{delta}")?;
+                            out.flush()?;
+                        }
+                        Event::ToolCallStarted { name, arguments, .. } => {
+                            eprintln!("  [tool] {name} {arguments}");
+                        }
+                        Event::ToolResult { name, ok, .. } => {
+                            eprintln!("  [tool] {name} {}", if ok { "done" } else { "failed" });
+                        }
+                        Event::Error { message, .. } => failure = Some(message),
+                        Event::TurnFinished { .. } => finished = true,
+                        Event::TurnStarted { .. } | Event::MessageStored { .. } => {}
+                    }
+                }
+            }
+        }
+        writeln!(out)?;
+        if let Some(message) = failure {
+            bail!("{message}");
+        }
+        if !finished {
+            bail!("the server closed the stream before the answer was finished");
+        }
+        Ok(())
+    }
+}
+
+pub async fn ask(url: &str, key: Option<String>, agent: &str, conversation: Option<String>, question: &str) -> anyhow::Result<()> {
+    let client = Client::new(url, key)?;
+    let id = match conversation {
+        Some(id) => id,
+        None => client.start(agent).await?.id,
+    };
+    client.turn(&id, question, &mut std::io::stdout()).await
+}
+
+pub async fn chat(url: &str, key: Option<String>, agent: &str, conversation: Option<String>) -> anyhow::Result<()> {
+    let client = Client::new(url, key)?;
+    let id = match conversation {
+        Some(id) => id,
+        None => client.start(agent).await?.id,
+    };
+    eprintln!("Talking to '{agent}' (conversation {id}). Empty line or Ctrl-D to quit.");
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        eprint!("> ");
+        let Some(line) = lines.next_line().await.context("cannot read standard input")? else { break };
+        let line = line.trim();
+        if line.is_empty() {
+            break;
+        }
+        // A failed turn is reported and the conversation goes on.
+        if let Err(e) = client.turn(&id, line, &mut std::io::stdout()).await {
+            eprintln!("error: {e:#}");
+        }
+    }
+    eprintln!("Conversation {id} is stored; continue it with --conversation {id}.");
+    Ok(())
+}

@@ -1,0 +1,663 @@
+//! Configuration: an optional `steward.toml`, then `.env`, then environment
+//! variables, then command-line flags — each overriding the one before.
+//! Everything is validated at start-up; every problem names the key and the
+//! fix, and all problems are reported at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use steward_core::{AgentProfile, Tier};
+
+/// A value that must never be printed.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("********")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub storage: StorageSection,
+    pub llm: LlmSection,
+    pub engine: EngineSection,
+    pub auth: AuthSection,
+    pub log: LogSection,
+    /// Extra or overriding agent profiles, by id.
+    pub agents: BTreeMap<String, AgentSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub host: String,
+    pub port: u16,
+    pub max_body_bytes: usize,
+    pub insecure_no_auth: bool,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection { host: "127.0.0.1".into(), port: 8000, max_body_bytes: 1024 * 1024, insecure_no_auth: false }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    pub data_dir: PathBuf,
+    /// `sqlite:…` or `postgres://…`; unset means `<data_dir>/steward.db`.
+    pub database_url: Option<Secret>,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection { data_dir: PathBuf::from("./steward-data"), database_url: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible server.
+    Openai,
+    /// Ollama, through its OpenAI-compatible endpoint.
+    Ollama,
+    /// No model: Steward answers what it can without one.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmSection {
+    /// Unset: chosen from the environment (OpenAI if its key or base URL is
+    /// set, else Ollama if OLLAMA_HOST is set, else none).
+    pub provider: Option<ProviderKind>,
+    pub base_url: Option<String>,
+    pub api_key: Option<Secret>,
+    pub model: Option<String>,
+    /// A model per tier, overriding `model`.
+    pub tiers: BTreeMap<Tier, String>,
+    pub request_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for LlmSection {
+    fn default() -> Self {
+        LlmSection {
+            provider: None,
+            base_url: None,
+            api_key: None,
+            model: None,
+            tiers: BTreeMap::new(),
+            request_timeout_secs: 300,
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    pub max_steps: u32,
+    pub max_parallel_tools: usize,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        let d = steward_core::EngineLimits::default();
+        EngineSection { max_steps: d.max_steps, max_parallel_tools: d.max_parallel_tools }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// SHA-256 hex digests of accepted bearer keys.
+    pub api_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    pub purpose: String,
+    pub system_prompt: String,
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub tier: Tier,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// Flags given on the command line; they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+    pub insecure_no_auth: bool,
+}
+
+/// One problem with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}\n    fix: {}", self.key, self.message, self.fix)
+    }
+}
+
+/// Every problem found, reported together.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError(pub Vec<Problem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the configuration is invalid ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The environment, as a lookup, so tests need not touch the process's.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).cloned().filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+    #[serde(flatten)]
+    pub file: FileConfig,
+}
+
+/// Reads `path` if given (an explicit path that does not exist is an error),
+/// else `./steward.toml` if it exists.
+pub fn read_file(path: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
+    let (path, explicit) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("steward.toml"), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok((FileConfig::default(), None)),
+        Err(e) => {
+            return Err(ConfigError(vec![Problem {
+                key: "--config".into(),
+                message: format!("cannot read {}: {e}", path.display()),
+                fix: "pass the path of an existing steward.toml, or leave --config out to use the defaults".into(),
+            }]))
+        }
+    };
+    parse_file(&text, &path).map(|c| (c, Some(path)))
+}
+
+pub fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let key = e.span().map(|s| line_col(text, s.start)).unwrap_or_default();
+        ConfigError(vec![Problem {
+            key: format!("{}{key}", path.display()),
+            message: e.message().trim().to_string(),
+            fix: "correct that entry; `steward config check` shows every key with its effective value".into(),
+        }])
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count() + 1).unwrap_or(1);
+    format!(":{line}:{col}")
+}
+
+impl Config {
+    /// Applies the environment and flags over the file, then validates.
+    pub fn resolve(
+        mut file: FileConfig,
+        source: Option<PathBuf>,
+        env: &dyn Env,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        if let Some(v) = env.var("STEWARD_HOST") {
+            file.server.host = v;
+        }
+        if let Some(v) = env.var("API_PORT") {
+            match v.trim().parse::<u16>() {
+                Ok(p) if p > 0 => file.server.port = p,
+                _ => problems.push(Problem {
+                    key: "API_PORT".into(),
+                    message: format!("'{v}' is not a port number"),
+                    fix: "set API_PORT to a number from 1 to 65535, e.g. API_PORT=8000".into(),
+                }),
+            }
+        }
+        if let Some(v) = env.var("STEWARD_MAX_BODY_BYTES") {
+            match v.trim().parse::<usize>() {
+                Ok(n) => file.server.max_body_bytes = n,
+                Err(_) => problems.push(Problem {
+                    key: "STEWARD_MAX_BODY_BYTES".into(),
+                    message: format!("'{v}' is not a number of bytes"),
+                    fix: "set it to a whole number of bytes, e.g. 1048576".into(),
+                }),
+            }
+        }
+        if let Some(v) = env.var("STEWARD_DATA_DIR") {
+            file.storage.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env.var("DATABASE_URL") {
+            file.storage.database_url = Some(Secret::new(v));
+        }
+        apply_llm_env(&mut file.llm, env);
+        if let Some(v) = env.var("STEWARD_API_KEYS") {
+            file.auth.api_keys = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = env.var("LOG_LEVEL") {
+            file.log.level = v;
+        }
+        if let Some(v) = env.var("LOG_FORMAT") {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "json" => file.log.format = LogFormat::Json,
+                "text" | "pretty" => file.log.format = LogFormat::Text,
+                _ => problems.push(Problem {
+                    key: "LOG_FORMAT".into(),
+                    message: format!("'{v}' is not a log format"),
+                    fix: "set LOG_FORMAT to text or json".into(),
+                }),
+            }
+        }
+        if let Some(h) = &flags.host {
+            file.server.host = h.clone();
+        }
+        if let Some(p) = flags.port {
+            file.server.port = p;
+        }
+        if let Some(d) = &flags.data_dir {
+            file.storage.data_dir = d.clone();
+        }
+        file.server.insecure_no_auth |= flags.insecure_no_auth;
+
+        let config = Config { source, file };
+        problems.extend(config.validate());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let f = &self.file;
+        if f.server.host.parse::<IpAddr>().is_err() && f.server.host != "localhost" {
+            p.push(Problem {
+                key: "server.host (STEWARD_HOST, --host)".into(),
+                message: format!("'{}' is not an IP address", f.server.host),
+                fix: "use an address such as 127.0.0.1 (the default), ::1 or 0.0.0.0".into(),
+            });
+        }
+        if f.server.port == 0 {
+            p.push(Problem {
+                key: "server.port (API_PORT, --port)".into(),
+                message: "port 0 is not allowed".into(),
+                fix: "choose a port from 1 to 65535, e.g. 8000".into(),
+            });
+        }
+        if f.server.max_body_bytes < 1024 {
+            p.push(Problem {
+                key: "server.max_body_bytes".into(),
+                message: format!("{} bytes is too small for any chat request", f.server.max_body_bytes),
+                fix: "use at least 1024; the default is 1048576 (1 MiB)".into(),
+            });
+        }
+        if let Some(url) = &f.storage.database_url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                p.push(Problem {
+                    key: "storage.database_url (DATABASE_URL)".into(),
+                    message: format!("unsupported database URL scheme in '{}'", mask_url(u)),
+                    fix: "use sqlite:<path> or postgres://user:password@host:5432/dbname, or unset it for the embedded SQLite database".into(),
+                });
+            }
+        }
+        for (i, d) in f.auth.api_keys.iter().enumerate() {
+            if let Err(e) = steward_server::parse_digest(d) {
+                p.push(Problem {
+                    key: format!("auth.api_keys[{i}] (STEWARD_API_KEYS)"),
+                    message: format!("the entry {e}"),
+                    fix: "list SHA-256 hex digests of the keys, not the keys themselves; `steward keys new` prints a key and its digest".into(),
+                });
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&f.log.level) {
+            p.push(Problem {
+                key: "log.level (LOG_LEVEL)".into(),
+                message: format!("'{}' is not a log level or filter: {e}", f.log.level),
+                fix: "use error, warn, info, debug or trace (or a filter such as info,steward_core=debug)".into(),
+            });
+        }
+        if let Some(url) = &f.llm.base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                p.push(Problem {
+                    key: "llm.base_url (OPENAI_BASE_URL, OLLAMA_HOST)".into(),
+                    message: format!("'{url}' is not an http(s) URL"),
+                    fix: "use a URL such as https://api.openai.com/v1 or http://127.0.0.1:11434".into(),
+                });
+            }
+        }
+        if f.llm.request_timeout_secs == 0 || f.llm.connect_timeout_secs == 0 {
+            p.push(Problem {
+                key: "llm.request_timeout_secs / llm.connect_timeout_secs".into(),
+                message: "a timeout of 0 seconds would fail every call".into(),
+                fix: "use at least 1 second; the defaults are 300 and 10".into(),
+            });
+        }
+        if f.engine.max_steps == 0 || f.engine.max_steps > 100 {
+            p.push(Problem {
+                key: "engine.max_steps".into(),
+                message: format!("{} is outside 1–100", f.engine.max_steps),
+                fix: "use a number from 1 to 100; the default is 8".into(),
+            });
+        }
+        if f.engine.max_parallel_tools == 0 {
+            p.push(Problem {
+                key: "engine.max_parallel_tools".into(),
+                message: "0 would run no tool at all".into(),
+                fix: "use at least 1; the default is 8".into(),
+            });
+        }
+        for id in f.agents.keys() {
+            let ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !ok {
+                p.push(Problem {
+                    key: format!("agents.{id}"),
+                    message: "an agent id is used as a model name and must be lowercase letters, digits, '-' or '_'".into(),
+                    fix: "rename the section, e.g. [agents.energy-helper]".into(),
+                });
+            }
+        }
+        if !self.is_loopback() && f.auth.api_keys.is_empty() && !f.server.insecure_no_auth {
+            p.push(Problem {
+                key: "server.host (STEWARD_HOST, --host)".into(),
+                message: format!("refusing to listen on non-loopback address {} without API keys", f.server.host),
+                fix: "set STEWARD_API_KEYS (digests from `steward keys new`), or bind 127.0.0.1, or pass --insecure-no-auth if another layer authenticates".into(),
+            });
+        }
+        p
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        self.file.server.host == "localhost" || self.file.server.host.parse::<IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory.
+    pub fn database_url(&self) -> Option<&str> {
+        self.file.storage.database_url.as_ref().map(Secret::expose)
+    }
+
+    /// Agent profiles: the built-ins, with those from config added or replacing.
+    pub fn agent_profiles(&self) -> Vec<AgentProfile> {
+        self.file
+            .agents
+            .iter()
+            .map(|(id, a)| AgentProfile {
+                id: id.clone(),
+                purpose: a.purpose.clone(),
+                system_prompt: a.system_prompt.clone(),
+                tools: a.tools.clone(),
+                tier: a.tier,
+                model: a.model.clone(),
+                created: 0,
+            })
+            .collect()
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn render(&self) -> String {
+        let mut shown = self.file.clone();
+        if let Some(url) = &shown.storage.database_url {
+            // The URL is shown with only its password hidden.
+            shown.storage.database_url = Some(Secret::new(mask_url(url.expose())));
+        }
+        let mut text = toml::to_string_pretty(&DisplayConfig { config: &shown }).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+        if let Some(url) = &shown.storage.database_url {
+            text = text.replace("database_url = \"********\"", &format!("database_url = \"{}\"", url.expose()));
+        }
+        text
+    }
+}
+
+#[derive(Serialize)]
+struct DisplayConfig<'a> {
+    #[serde(flatten)]
+    config: &'a FileConfig,
+}
+
+fn apply_llm_env(llm: &mut LlmSection, env: &dyn Env) {
+    let openai = env.var("OPENAI_API_KEY").is_some() || env.var("OPENAI_BASE_URL").is_some();
+    let ollama = env.var("OLLAMA_HOST").is_some();
+    if llm.provider.is_none() {
+        llm.provider = Some(if openai {
+            ProviderKind::Openai
+        } else if ollama {
+            ProviderKind::Ollama
+        } else {
+            ProviderKind::None
+        });
+    }
+    match llm.provider {
+        Some(ProviderKind::Openai) => {
+            if let Some(k) = env.var("OPENAI_API_KEY") {
+                llm.api_key = Some(Secret::new(k));
+            }
+            if let Some(u) = env.var("OPENAI_BASE_URL") {
+                llm.base_url = Some(u);
+            }
+            if let Some(m) = env.var("OPENAI_MODEL") {
+                llm.model = Some(m);
+            }
+        }
+        Some(ProviderKind::Ollama) => {
+            if let Some(h) = env.var("OLLAMA_HOST") {
+                llm.base_url = Some(h);
+            }
+            if let Some(m) = env.var("OLLAMA_MODEL") {
+                llm.model = Some(m);
+            }
+        }
+        Some(ProviderKind::None) | None => {}
+    }
+}
+
+/// Hides the password of a URL such as `postgres://user:pw@host/db`.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:********@{host}{path}")
+            } else {
+                format!("{scheme}://{user}@{host}{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn resolve(toml_text: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let file = parse_file(toml_text, Path::new("steward.toml"))?;
+        Config::resolve(file, None, &env(pairs), &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_are_loopback_8000_sqlite_and_no_model() {
+        let c = resolve("", &[]).unwrap();
+        assert_eq!(c.file.server.host, "127.0.0.1");
+        assert_eq!(c.file.server.port, 8000);
+        assert_eq!(c.file.storage.data_dir, PathBuf::from("./steward-data"));
+        assert_eq!(c.file.llm.provider, Some(ProviderKind::None));
+        assert!(c.database_url().is_none());
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_flags_override_both() {
+        let file = parse_file("[server]\nport = 9000\n", Path::new("s.toml")).unwrap();
+        let c = Config::resolve(file.clone(), None, &env(&[("API_PORT", "9100")]), &Overrides::default()).unwrap();
+        assert_eq!(c.file.server.port, 9100);
+        let flags = Overrides { port: Some(9200), ..Overrides::default() };
+        let c = Config::resolve(file, None, &env(&[("API_PORT", "9100")]), &flags).unwrap();
+        assert_eq!(c.file.server.port, 9200);
+    }
+
+    #[test]
+    fn a_bad_port_names_the_variable_and_the_fix() {
+        let e = resolve("", &[("API_PORT", "eighty")]).unwrap_err().to_string();
+        assert!(e.contains("API_PORT") && e.contains("'eighty'") && e.contains("1 to 65535"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused_with_their_place() {
+        let e = resolve("[server]\nprot = 1\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown field `prot`") && e.contains("steward.toml:2:1"), "{e}");
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let e = resolve(
+            "[engine]\nmax_steps = 0\n",
+            &[("LOG_FORMAT", "xml"), ("STEWARD_API_KEYS", "not-a-digest"), ("DATABASE_URL", "mysql://x")],
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(e.0.len(), 4, "{keys:?}");
+        assert!(e.to_string().contains("steward keys new"));
+    }
+
+    #[test]
+    fn a_public_bind_needs_keys_or_an_explicit_opt_out() {
+        let e = resolve("", &[("STEWARD_HOST", "0.0.0.0")]).unwrap_err().to_string();
+        assert!(e.contains("non-loopback") && e.contains("--insecure-no-auth"), "{e}");
+        let digest = "a".repeat(64);
+        assert!(resolve("", &[("STEWARD_HOST", "0.0.0.0"), ("STEWARD_API_KEYS", &digest)]).is_ok());
+        let file = FileConfig::default();
+        let flags = Overrides { host: Some("0.0.0.0".into()), insecure_no_auth: true, ..Overrides::default() };
+        assert!(Config::resolve(file, None, &env(&[]), &flags).is_ok());
+    }
+
+    #[test]
+    fn the_provider_is_chosen_from_the_environment() {
+        let c = resolve("", &[("OLLAMA_HOST", "http://127.0.0.1:11434")]).unwrap();
+        assert_eq!(c.file.llm.provider, Some(ProviderKind::Ollama));
+        let c = resolve("", &[("OLLAMA_HOST", "http://x"), ("OPENAI_API_KEY", "sk-x")]).unwrap();
+        assert_eq!(c.file.llm.provider, Some(ProviderKind::Openai));
+        assert_eq!(c.file.llm.api_key.as_ref().map(Secret::expose), Some("sk-x"));
+    }
+
+    #[test]
+    fn rendering_masks_secrets() {
+        let c = resolve(
+            "",
+            &[("OPENAI_API_KEY", "sk-very-secret"), ("DATABASE_URL", "postgres://steward:hunter2@db:5432/steward")],
+        )
+        .unwrap();
+        let text = c.render();
+        assert!(!text.contains("sk-very-secret") && !text.contains("hunter2"), "{text}");
+        assert!(text.contains("postgres://steward:********@db:5432/steward"), "{text}");
+        assert!(text.contains("api_key = \"********\""), "{text}");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn agents_can_be_added_in_the_file() {
+        let c = resolve(
+            "[agents.energy]\npurpose = \"energy\"\nsystem_prompt = \"You watch energy.\"\ntier = \"fast\"\ntools = [\"get_current_time\"]\n",
+            &[],
+        )
+        .unwrap();
+        let a = &c.agent_profiles()[0];
+        assert_eq!((a.id.as_str(), a.tier), ("energy", Tier::Fast));
+        let e = resolve("[agents.energy]\npurpose = \"x\"\nsystem_prompt = \"y\"\ntier = \"huge\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("huge"), "{e}");
+    }
+}
