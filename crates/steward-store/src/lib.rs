@@ -1,1 +1,596 @@
-//! placeholder
+//! The sqlx implementation of [`steward_core::Store`], for SQLite (the
+//! embedded default) and PostgreSQL.
+//!
+//! One code path serves both databases through sqlx's `Any` driver: the SQL
+//! is portable (`$n` placeholders, TEXT and BIGINT columns), timestamps are
+//! milliseconds since the Unix epoch, ids are uuid v4 strings and tool calls
+//! are stored as JSON text. The schema is created and upgraded by embedded
+//! migrations (see `migrations/`) when a store connects.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Connection, Row, Transaction};
+use steward_core::{Clock, NewMessage, Store, StoreError};
+use steward_protocol::api::{Conversation, StoredMessage};
+use steward_protocol::{Role, ToolCall};
+
+mod migrate;
+mod url;
+
+pub use crate::url::redact_url;
+
+/// How long connecting (and waiting for a pooled connection) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long SQLite waits for another writer before reporting "busy".
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+const SQLITE_POOL_SIZE: u32 = 8;
+const POSTGRES_POOL_SIZE: u32 = 10;
+/// Attempts for a write transaction that lost a race (unique violation,
+/// deadlock, serialization failure, SQLite busy).
+const WRITE_ATTEMPTS: u32 = 8;
+
+const ACCEPTED_SCHEMES: &str = "sqlite:, postgres: or postgresql:";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A [`Store`] on SQLite or PostgreSQL. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+    /// The connect URL with its password redacted, for messages.
+    url: String,
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend.name())
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl SqlStore {
+    /// Connects to `url` and applies pending migrations.
+    ///
+    /// Accepts `sqlite://path?mode=rwc`, `sqlite:path` (created if missing
+    /// unless a `mode` is given), `sqlite::memory:` (one connection, since
+    /// every in-memory connection is its own database), and
+    /// `postgres://…`/`postgresql://…`. Fails within about ten seconds if the
+    /// database cannot be reached; no error or log line contains the URL's
+    /// password.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<SqlStore, StoreError> {
+        let redacted = redact_url(url);
+        let fail = |what: &str, cause: &dyn fmt::Display| {
+            StoreError::Database(format!(
+                "{what} {redacted}: {}",
+                url::scrub(&cause.to_string(), url)
+            ))
+        };
+
+        let Some(scheme) = url::scheme(url) else {
+            return Err(StoreError::Database(format!(
+                "unsupported database URL '{redacted}': it has no scheme; use {ACCEPTED_SCHEMES}"
+            )));
+        };
+        // Normalise the scheme's case; the drivers match it exactly.
+        let rest = &url[scheme.len()..];
+        let (backend, effective_url) = match scheme.as_str() {
+            "sqlite" => (Backend::Sqlite, url::sqlite_with_default_mode(&format!("sqlite{rest}"))),
+            "postgres" | "postgresql" => (Backend::Postgres, format!("{scheme}{rest}")),
+            other => {
+                return Err(StoreError::Database(format!(
+                    "unsupported database URL scheme '{other}:' in '{redacted}'; use {ACCEPTED_SCHEMES}"
+                )))
+            }
+        };
+        let memory = backend == Backend::Sqlite && url::sqlite_is_memory(&effective_url);
+
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str(&effective_url)
+            .map_err(|e| fail("invalid database URL", &e))?;
+
+        // One direct connection first: the pool retries refused connections
+        // until its timeout and then reports only "timed out", while a
+        // direct attempt fails fast with the real cause.
+        let mut first = match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            AnyConnection::connect_with(&options),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(fail("connecting to", &e)),
+            Err(_) => {
+                return Err(fail(
+                    "connecting to",
+                    &format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+                ))
+            }
+        };
+
+        let pool_options = AnyPoolOptions::new().acquire_timeout(CONNECT_TIMEOUT);
+        let pool_options = match backend {
+            Backend::Postgres => pool_options.max_connections(POSTGRES_POOL_SIZE),
+            Backend::Sqlite if memory => pool_options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
+            Backend::Sqlite => pool_options.max_connections(SQLITE_POOL_SIZE),
+        };
+        let pool_options = match backend {
+            Backend::Sqlite => {
+                pool_options.after_connect(|conn, _meta| Box::pin(configure_sqlite(conn)))
+            }
+            Backend::Postgres => pool_options,
+        };
+        let pool = pool_options.connect_lazy_with(options);
+
+        let now = clock.now_ms();
+        let migrated = match backend {
+            // The advisory lock lives on this one dedicated connection,
+            // which is closed afterwards (releasing the lock in any case).
+            Backend::Postgres => {
+                let result = migrate::run(&mut first, backend, now).await;
+                let _ = first.close().await;
+                result
+            }
+            // On a pooled connection, so an in-memory database that is
+            // migrated is the one the pool keeps.
+            Backend::Sqlite => {
+                let _ = first.close().await;
+                let mut conn = pool
+                    .acquire()
+                    .await
+                    .map_err(|e| fail("connecting to", &e))?;
+                migrate::run(&mut conn, backend, now).await
+            }
+        };
+        let applied = match migrated {
+            Ok(applied) => applied,
+            Err(e) => {
+                pool.close().await;
+                return Err(fail(&format!("{} on", e.step), &e.source));
+            }
+        };
+
+        tracing::info!(
+            backend = backend.name(),
+            url = %redacted,
+            applied_migrations = applied.len(),
+            "database ready"
+        );
+        Ok(SqlStore {
+            pool,
+            backend,
+            clock,
+            url: redacted,
+        })
+    }
+
+    /// Opens (creating it if needed) the SQLite database
+    /// `<data_dir>/steward.db`, creating `data_dir` too.
+    pub async fn open_in_dir(
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SqlStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Database(format!(
+                "creating data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let dir = std::fs::canonicalize(data_dir).map_err(|e| {
+            StoreError::Database(format!(
+                "resolving data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = dir.join("steward.db");
+        let url = url::sqlite_url_for_path(&path).ok_or_else(|| {
+            StoreError::Database(format!(
+                "data directory path {} is not valid UTF-8",
+                path.display()
+            ))
+        })?;
+        SqlStore::connect(&url, clock).await
+    }
+
+    /// The connect URL, password redacted.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The underlying pool, for crate tests and maintenance queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection; later calls fail. Waits for checked-out
+    /// connections to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A transaction that will write: on SQLite `BEGIN IMMEDIATE` takes the
+    /// write lock up front (waiting up to the busy timeout) instead of
+    /// failing when a read lock cannot be upgraded.
+    async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    fn db_error(&self, operation: &str, e: sqlx::Error) -> StoreError {
+        StoreError::Database(format!("{operation}: {e}"))
+    }
+
+    async fn try_append(
+        &self,
+        messages: &[NewMessage],
+        now: i64,
+    ) -> Result<Vec<StoredMessage>, AppendError> {
+        let mut tx = self.begin_write().await?;
+
+        // Lock each conversation by touching it, in a fixed order so two
+        // appends over the same conversations cannot deadlock. On
+        // PostgreSQL the row lock serialises concurrent appenders, so the
+        // MAX(seq) read afterwards sees every committed message; on SQLite
+        // the transaction already holds the database's write lock.
+        let mut next_seq: BTreeMap<&str, i64> = BTreeMap::new();
+        for m in messages {
+            next_seq.insert(m.conversation_id.as_str(), 0);
+        }
+        for (id, seq) in next_seq.iter_mut() {
+            let touched = sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+            if touched.rows_affected() == 0 {
+                return Err(AppendError::Store(StoreError::ConversationNotFound(
+                    (*id).to_string(),
+                )));
+            }
+            *seq = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE conversation_id = $1",
+            )
+            .bind(*id)
+            .fetch_one(&mut *tx)
+            .await?;
+        }
+
+        let mut stored = Vec::with_capacity(messages.len());
+        for m in messages {
+            let slot = next_seq.get_mut(m.conversation_id.as_str());
+            let Some(slot) = slot else {
+                // Every id was inserted above.
+                return Err(AppendError::Store(StoreError::ConversationNotFound(
+                    m.conversation_id.clone(),
+                )));
+            };
+            let seq = *slot;
+            *slot += 1;
+            let tool_calls = encode_tool_calls(&m.message.tool_calls)?;
+            let id = uuid::Uuid::new_v4().to_string();
+            sqlx::query(
+                "INSERT INTO messages \
+                 (id, conversation_id, seq, role, content, tool_calls, tool_call_id, name, turn_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&id)
+            .bind(&m.conversation_id)
+            .bind(seq)
+            .bind(m.message.role.as_str())
+            .bind(&m.message.content)
+            .bind(tool_calls)
+            .bind(m.message.tool_call_id.clone())
+            .bind(m.message.name.clone())
+            .bind(m.turn_id.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            stored.push(StoredMessage {
+                id,
+                conversation_id: m.conversation_id.clone(),
+                seq,
+                role: m.message.role,
+                content: m.message.content.clone(),
+                tool_calls: m.message.tool_calls.clone(),
+                tool_call_id: m.message.tool_call_id.clone(),
+                name: m.message.name.clone(),
+                created_at: now,
+            });
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
+
+/// Runs on every new SQLite connection.
+async fn configure_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Executor as _;
+    conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
+        .await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    // Switching to WAL needs an exclusive lock that the busy timeout does
+    // not wait for; it only happens once per database file (the mode is
+    // persistent), so retry briefly if another connection holds a lock.
+    let mut attempt = 0;
+    loop {
+        match conn.execute("PRAGMA journal_mode = WAL").await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < 50 && is_retryable(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether a failed write transaction may succeed if run again.
+fn is_retryable(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    if db.is_unique_violation() {
+        return true;
+    }
+    match db.code().as_deref() {
+        // PostgreSQL: serialization failure, deadlock detected.
+        Some("40001") | Some("40P01") => return true,
+        // SQLite (extended) result codes: SQLITE_BUSY = 5, SQLITE_LOCKED = 6.
+        Some(code) => {
+            if let Ok(n) = code.parse::<i64>() {
+                if matches!(n & 0xff, 5 | 6) {
+                    return true;
+                }
+            }
+        }
+        None => {}
+    }
+    let message = db.message();
+    message.contains("database is locked") || message.contains("database table is locked")
+}
+
+enum AppendError {
+    Sql(sqlx::Error),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(e: sqlx::Error) -> Self {
+        AppendError::Sql(e)
+    }
+}
+
+fn encode_tool_calls(calls: &[ToolCall]) -> Result<Option<String>, AppendError> {
+    if calls.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(calls)
+        .map(Some)
+        .map_err(|e| AppendError::Store(StoreError::Database(format!("encoding tool calls: {e}"))))
+}
+
+fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
+    let get = || -> Result<Conversation, sqlx::Error> {
+        Ok(Conversation {
+            id: row.try_get("id")?,
+            agent: row.try_get("agent")?,
+            title: row.try_get("title")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    };
+    get().map_err(|e| StoreError::Corrupt(format!("conversation row: {e}")))
+}
+
+fn message_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError> {
+    let id: String = row
+        .try_get("id")
+        .map_err(|e| StoreError::Corrupt(format!("message row: {e}")))?;
+    let corrupt = |what: String| StoreError::Corrupt(format!("message '{id}': {what}"));
+    let get = || -> Result<_, sqlx::Error> {
+        Ok((
+            row.try_get::<String, _>("conversation_id")?,
+            row.try_get::<i64, _>("seq")?,
+            row.try_get::<String, _>("role")?,
+            row.try_get::<String, _>("content")?,
+            row.try_get::<Option<String>, _>("tool_calls")?,
+            row.try_get::<Option<String>, _>("tool_call_id")?,
+            row.try_get::<Option<String>, _>("name")?,
+            row.try_get::<i64, _>("created_at")?,
+        ))
+    };
+    let (conversation_id, seq, role, content, tool_calls, tool_call_id, name, created_at) =
+        get().map_err(|e| corrupt(e.to_string()))?;
+    let role = Role::parse(&role).ok_or_else(|| {
+        corrupt(format!(
+            "unknown role '{role}' (conversation '{conversation_id}', seq {seq})"
+        ))
+    })?;
+    let tool_calls = match tool_calls {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str::<Vec<ToolCall>>(&json).map_err(|e| {
+            corrupt(format!("tool_calls is not a JSON list of tool calls ({e}) (conversation '{conversation_id}', seq {seq})"))
+        })?,
+    };
+    Ok(StoredMessage {
+        id,
+        conversation_id,
+        seq,
+        role,
+        content,
+        tool_calls,
+        tool_call_id,
+        name,
+        created_at,
+    })
+}
+
+const CONVERSATION_COLUMNS: &str = "id, agent, title, created_at, updated_at";
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.db_error(&format!("pinging {}", self.url), e))
+    }
+
+    async fn create_conversation(
+        &self,
+        agent: &str,
+        title: Option<&str>,
+    ) -> Result<Conversation, StoreError> {
+        let now = self.clock.now_ms();
+        let conversation = Conversation {
+            id: uuid::Uuid::new_v4().to_string(),
+            agent: agent.to_string(),
+            title: title.map(str::to_string),
+            created_at: now,
+            updated_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO conversations (id, agent, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&conversation.id)
+        .bind(&conversation.agent)
+        .bind(conversation.title.clone())
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db_error(&format!("creating a conversation for agent '{agent}'"), e))?;
+        Ok(conversation)
+    }
+
+    async fn get_conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.db_error(&format!("reading conversation '{id}'"), e))?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn list_conversations(&self, limit: u32) -> Result<Vec<Conversation>, StoreError> {
+        let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations ORDER BY updated_at DESC, id ASC LIMIT $1");
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db_error("listing conversations", e))?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    async fn append_messages(
+        &self,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<&str> = messages
+            .iter()
+            .map(|m| m.conversation_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let operation = match ids.as_slice() {
+            [one] => format!("appending messages to conversation '{one}'"),
+            many => format!(
+                "appending messages to conversations '{}'",
+                many.join("', '")
+            ),
+        };
+
+        let now = self.clock.now_ms();
+        let mut attempt = 1;
+        loop {
+            match self.try_append(&messages, now).await {
+                Ok(stored) => return Ok(stored),
+                Err(AppendError::Store(e)) => return Err(e),
+                Err(AppendError::Sql(e)) if attempt < WRITE_ATTEMPTS && is_retryable(&e) => {
+                    tracing::debug!(attempt, error = %e, "{operation}: retrying after a write conflict");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(AppendError::Sql(e)) => {
+                    let e = if attempt > 1 {
+                        StoreError::Database(format!("{operation} (after {attempt} attempts): {e}"))
+                    } else {
+                        self.db_error(&operation, e)
+                    };
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn list_messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, conversation_id, seq, role, content, tool_calls, tool_call_id, name, created_at \
+             FROM messages WHERE conversation_id = $1 ORDER BY seq",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.db_error(&format!("listing messages of conversation '{conversation_id}'"), e))?;
+        rows.iter().map(message_from_row).collect()
+    }
+}
+
+/// Exponential backoff with jitter: about 10, 20, 40 … ms, at most ~320 ms.
+fn backoff(attempt: u32) -> Duration {
+    let base = 10u64 << attempt.min(5);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(base)) as u64;
+    Duration::from_millis(base / 2 + jitter)
+}
+
+#[cfg(test)]
+mod send_check {
+    use super::*;
+
+    fn is_send<T: Send>(_: T) {}
+
+    #[allow(dead_code)]
+    fn futures_are_send(conn: &mut AnyConnection) {
+        is_send(SqlStore::connect("", Arc::new(steward_core::SystemClock)));
+        is_send(migrate::run(conn, Backend::Sqlite, 0));
+        is_send(configure_sqlite(conn));
+    }
+}

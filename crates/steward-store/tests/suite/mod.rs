@@ -1,0 +1,7 @@
+#[macro_use]
+pub mod harness;
+
+mod connect;
+mod conversations;
+mod messages;
+mod migrations;
