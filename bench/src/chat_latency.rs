@@ -98,7 +98,12 @@ async fn one(client: &reqwest::Client, url: &str, stream: bool) -> anyhow::Resul
     Ok(started.elapsed())
 }
 
-async fn run(client: &reqwest::Client, url: &str, args: &Args, stream: bool) -> anyhow::Result<(Vec<Duration>, Duration)> {
+async fn run(
+    client: &reqwest::Client,
+    url: &str,
+    args: &Args,
+    stream: bool,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -147,7 +152,12 @@ async fn main() -> anyhow::Result<()> {
     let url = start_server(&dir, &llm).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
 
-    println!("steward chat benchmark: concurrency={} requests={} (SQLite at {})", args.concurrency, args.requests, dir.display());
+    println!(
+        "steward chat benchmark: concurrency={} requests={} (SQLite at {})",
+        args.concurrency,
+        args.requests,
+        dir.display()
+    );
     let warmup = Args { requests: args.concurrency * 4, concurrency: args.concurrency };
     run(&client, &url, &warmup, false).await?;
     let (times, wall) = run(&client, &url, &args, false).await?;

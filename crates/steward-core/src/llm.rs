@@ -85,7 +85,9 @@ pub enum LlmErrorKind {
     /// No provider is configured at all.
     NotConfigured,
     Authentication,
-    RateLimited { retry_after: Option<Duration> },
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
     Overloaded,
     ContextLengthExceeded,
     ContentPolicy,
@@ -93,7 +95,9 @@ pub enum LlmErrorKind {
     ModelNotFound,
     /// The provider rejected the request as malformed.
     BadRequest,
-    Server { status: u16 },
+    Server {
+        status: u16,
+    },
     Network,
     Timeout,
     /// The provider answered with something that is not its wire format.

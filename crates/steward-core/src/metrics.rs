@@ -84,28 +84,42 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 
 impl Metrics {
     pub fn render(&self, out: &mut String) {
-        counter(out, "steward_turns_total", "Agent turns by outcome.", &[
-            ("outcome=\"started\"", &self.turns_started),
-            ("outcome=\"completed\"", &self.turns_completed),
-            ("outcome=\"failed\"", &self.turns_failed),
-        ]);
+        counter(
+            out,
+            "steward_turns_total",
+            "Agent turns by outcome.",
+            &[
+                ("outcome=\"started\"", &self.turns_started),
+                ("outcome=\"completed\"", &self.turns_completed),
+                ("outcome=\"failed\"", &self.turns_failed),
+            ],
+        );
         histogram(out, "steward_turn_duration_seconds", "Wall time of agent turns.", &self.turn_seconds);
-        counter(out, "steward_tool_calls_total", "Tool calls by outcome.", &[
-            ("outcome=\"ok\"", &self.tool_calls_ok),
-            ("outcome=\"error\"", &self.tool_calls_failed),
-            ("outcome=\"blocked\"", &self.tool_calls_blocked),
-            ("outcome=\"timeout\"", &self.tool_calls_timed_out),
-        ]);
+        counter(
+            out,
+            "steward_tool_calls_total",
+            "Tool calls by outcome.",
+            &[
+                ("outcome=\"ok\"", &self.tool_calls_ok),
+                ("outcome=\"error\"", &self.tool_calls_failed),
+                ("outcome=\"blocked\"", &self.tool_calls_blocked),
+                ("outcome=\"timeout\"", &self.tool_calls_timed_out),
+            ],
+        );
         histogram(out, "steward_tool_call_duration_seconds", "Wall time of tool calls.", &self.tool_seconds);
-        counter(out, "steward_llm_calls_total", "LLM calls by outcome.", &[
-            ("outcome=\"ok\"", &self.llm_calls_ok),
-            ("outcome=\"error\"", &self.llm_calls_failed),
-        ]);
+        counter(
+            out,
+            "steward_llm_calls_total",
+            "LLM calls by outcome.",
+            &[("outcome=\"ok\"", &self.llm_calls_ok), ("outcome=\"error\"", &self.llm_calls_failed)],
+        );
         histogram(out, "steward_llm_call_duration_seconds", "Wall time of LLM calls.", &self.llm_seconds);
-        counter(out, "steward_llm_tokens_total", "Tokens reported by LLM providers.", &[
-            ("kind=\"prompt\"", &self.llm_prompt_tokens),
-            ("kind=\"completion\"", &self.llm_completion_tokens),
-        ]);
+        counter(
+            out,
+            "steward_llm_tokens_total",
+            "Tokens reported by LLM providers.",
+            &[("kind=\"prompt\"", &self.llm_prompt_tokens), ("kind=\"completion\"", &self.llm_completion_tokens)],
+        );
     }
 }
 

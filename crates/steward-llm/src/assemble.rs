@@ -47,14 +47,7 @@ pub(crate) struct StreamAssembler {
 
 impl StreamAssembler {
     pub fn new(ctx: ErrorContext) -> Self {
-        StreamAssembler {
-            ctx,
-            calls: BTreeMap::new(),
-            last: None,
-            finish_reason: None,
-            usage: None,
-            done: false,
-        }
+        StreamAssembler { ctx, calls: BTreeMap::new(), last: None, finish_reason: None, usage: None, done: false }
     }
 
     /// Whether the stream is over: nothing more will be produced.
@@ -105,32 +98,16 @@ impl StreamAssembler {
             return Err(self.ctx.embedded_error(&value));
         }
         self.read_usage(chunk.get("usage"));
-        for choice in chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if choice
-                .get("index")
-                .and_then(Value::as_u64)
-                .is_some_and(|i| i != 0)
-            {
+        for choice in chunk.get("choices").and_then(Value::as_array).into_iter().flatten() {
+            if choice.get("index").and_then(Value::as_u64).is_some_and(|i| i != 0) {
                 continue;
             }
             // A few servers send `message` instead of `delta` in chunks.
-            let delta = choice
-                .get("delta")
-                .filter(|d| d.is_object())
-                .or_else(|| choice.get("message"));
+            let delta = choice.get("delta").filter(|d| d.is_object()).or_else(|| choice.get("message"));
             if let Some(delta) = delta {
                 self.read_delta(delta, out);
             }
-            if let Some(reason) = choice
-                .get("finish_reason")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-            {
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
                 self.finish_reason = Some(reason.to_string());
             }
         }
@@ -152,7 +129,9 @@ impl StreamAssembler {
         if parser.events() > 0 {
             return Err(self.ctx.error(
                 LlmErrorKind::Network,
-                format!("stream ended before the model finished: {p} closed the stream without a finish_reason or [DONE]"),
+                format!(
+                    "stream ended before the model finished: {p} closed the stream without a finish_reason or [DONE]"
+                ),
             ));
         }
         let raw = String::from_utf8_lossy(parser.raw_start());
@@ -177,20 +156,12 @@ impl StreamAssembler {
     }
 
     /// A whole, non-streamed `chat.completion` (or an error object).
-    pub fn on_completion(
-        &mut self,
-        value: &Value,
-        out: &mut Vec<LlmChunk>,
-    ) -> Result<(), LlmError> {
+    pub fn on_completion(&mut self, value: &Value, out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
         let p = &self.ctx.provider;
         if value.get("error").is_some_and(|e| !e.is_null()) {
             return Err(self.ctx.embedded_error(value));
         }
-        let Some(choice) = value
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|c| c.first())
-        else {
+        let Some(choice) = value.get("choices").and_then(Value::as_array).and_then(|c| c.first()) else {
             return Err(self.ctx.error(
                 LlmErrorKind::InvalidResponse,
                 format!(
@@ -200,16 +171,9 @@ impl StreamAssembler {
             ));
         };
         self.read_usage(value.get("usage"));
-        let message = choice
-            .get("message")
-            .or_else(|| choice.get("delta"))
-            .unwrap_or(&Value::Null);
+        let message = choice.get("message").or_else(|| choice.get("delta")).unwrap_or(&Value::Null);
         self.read_delta(message, out);
-        if let Some(reason) = choice
-            .get("finish_reason")
-            .and_then(Value::as_str)
-            .filter(|r| !r.is_empty())
-        {
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
             self.finish_reason = Some(reason.to_string());
         }
         self.finish(out);
@@ -229,11 +193,7 @@ impl StreamAssembler {
                 continue;
             }
             any_call = true;
-            let arguments = if call.arguments.trim().is_empty() {
-                "{}".to_string()
-            } else {
-                call.arguments
-            };
+            let arguments = if call.arguments.trim().is_empty() { "{}".to_string() } else { call.arguments };
             out.push(LlmChunk::ToolCall(ToolCall {
                 id: call.id.unwrap_or_else(|| format!("call_{index}")),
                 name: call.name,
@@ -243,10 +203,7 @@ impl StreamAssembler {
         if let Some(usage) = self.usage {
             out.push(LlmChunk::Usage(usage));
         }
-        out.push(LlmChunk::Finish(map_finish_reason(
-            self.finish_reason.as_deref(),
-            any_call,
-        )));
+        out.push(LlmChunk::Finish(map_finish_reason(self.finish_reason.as_deref(), any_call)));
     }
 
     fn read_usage(&mut self, usage: Option<&Value>) {
@@ -254,19 +211,13 @@ impl StreamAssembler {
             return;
         };
         let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
-        self.usage = Some(Usage {
-            prompt_tokens: count("prompt_tokens"),
-            completion_tokens: count("completion_tokens"),
-        });
+        self.usage =
+            Some(Usage { prompt_tokens: count("prompt_tokens"), completion_tokens: count("completion_tokens") });
     }
 
     fn read_delta(&mut self, delta: &Value, out: &mut Vec<LlmChunk>) {
         for key in ["content", "refusal"] {
-            if let Some(text) = delta
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            {
+            if let Some(text) = delta.get(key).and_then(Value::as_str).filter(|t| !t.is_empty()) {
                 out.push(LlmChunk::Text(text.to_string()));
             }
         }
@@ -283,15 +234,9 @@ impl StreamAssembler {
     }
 
     fn add_fragment(&mut self, fragment: &Value) {
-        let id = fragment
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty());
+        let id = fragment.get("id").and_then(Value::as_str).filter(|id| !id.is_empty());
         let function = fragment.get("function").unwrap_or(&Value::Null);
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty());
+        let name = function.get("name").and_then(Value::as_str).filter(|n| !n.is_empty());
         let arguments = match function.get("arguments") {
             Some(Value::String(s)) => Some(s.clone()),
             None | Some(Value::Null) => None,
@@ -409,11 +354,7 @@ mod tests {
     }
 
     fn call(id: &str, name: &str, arguments: &str) -> LlmChunk {
-        LlmChunk::ToolCall(ToolCall {
-            id: id.into(),
-            name: name.into(),
-            arguments: arguments.into(),
-        })
+        LlmChunk::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() })
     }
 
     fn text(t: &str) -> LlmChunk {
@@ -434,14 +375,7 @@ mod tests {
             chunk(json!({}), Some("stop")),
             done(),
         ]);
-        assert_eq!(
-            out,
-            vec![
-                text("Hel"),
-                text("lo"),
-                LlmChunk::Finish(FinishReason::Stop)
-            ]
-        );
+        assert_eq!(out, vec![text("Hel"), text("lo"), LlmChunk::Finish(FinishReason::Stop)]);
     }
 
     #[test]
@@ -458,10 +392,7 @@ mod tests {
             out,
             vec![
                 call("call_a", "get_weather", "{\"city\": \"Paris\"}"),
-                LlmChunk::Usage(Usage {
-                    prompt_tokens: 10,
-                    completion_tokens: 5
-                }),
+                LlmChunk::Usage(Usage { prompt_tokens: 10, completion_tokens: 5 }),
                 LlmChunk::Finish(FinishReason::ToolCalls),
             ]
         );
@@ -474,24 +405,12 @@ mod tests {
                 json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "x1", "function": {"name": "f", "arguments": "{"}}]}),
                 None,
             ),
-            chunk(
-                json!({"role": "assistant", "tool_calls": [{"index": 0, "function": {"arguments": "\"a\""}}]}),
-                None,
-            ),
-            chunk(
-                json!({"role": "assistant", "tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
-                None,
-            ),
+            chunk(json!({"role": "assistant", "tool_calls": [{"index": 0, "function": {"arguments": "\"a\""}}]}), None),
+            chunk(json!({"role": "assistant", "tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}), None),
             chunk(json!({"role": "assistant"}), Some("tool_calls")),
             done(),
         ]);
-        assert_eq!(
-            out,
-            vec![
-                call("x1", "f", "{\"a\":1}"),
-                LlmChunk::Finish(FinishReason::ToolCalls)
-            ]
-        );
+        assert_eq!(out, vec![call("x1", "f", "{\"a\":1}"), LlmChunk::Finish(FinishReason::ToolCalls)]);
     }
 
     #[test]
@@ -529,37 +448,19 @@ mod tests {
                 json!({"tool_calls": [{"id": "only", "type": "function", "function": {"name": "f", "arguments": "{\"a\""}}]}),
                 None,
             ),
-            chunk(
-                json!({"tool_calls": [{"function": {"arguments": ": 1}"}}]}),
-                None,
-            ),
+            chunk(json!({"tool_calls": [{"function": {"arguments": ": 1}"}}]}), None),
             chunk(json!({}), Some("tool_calls")),
             done(),
         ]);
-        assert_eq!(
-            out,
-            vec![
-                call("only", "f", "{\"a\": 1}"),
-                LlmChunk::Finish(FinishReason::ToolCalls)
-            ]
-        );
+        assert_eq!(out, vec![call("only", "f", "{\"a\": 1}"), LlmChunk::Finish(FinishReason::ToolCalls)]);
     }
 
     #[test]
     fn whole_calls_without_index_are_told_apart_by_id_or_name() {
         let out = ok(&[
-            chunk(
-                json!({"tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "{}"}}]}),
-                None,
-            ),
-            chunk(
-                json!({"tool_calls": [{"id": "b", "function": {"name": "g", "arguments": "{\"q\":1}"}}]}),
-                None,
-            ),
-            chunk(
-                json!({"tool_calls": [{"function": {"name": "h", "arguments": "{}"}}]}),
-                Some("tool_calls"),
-            ),
+            chunk(json!({"tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "{}"}}]}), None),
+            chunk(json!({"tool_calls": [{"id": "b", "function": {"name": "g", "arguments": "{\"q\":1}"}}]}), None),
+            chunk(json!({"tool_calls": [{"function": {"name": "h", "arguments": "{}"}}]}), Some("tool_calls")),
             done(),
         ]);
         assert_eq!(
@@ -576,14 +477,8 @@ mod tests {
     #[test]
     fn missing_ids_are_made_up_and_empty_arguments_become_an_object() {
         let out = ok(&[
-            chunk(
-                json!({"tool_calls": [{"index": 0, "function": {"name": "now"}}]}),
-                None,
-            ),
-            chunk(
-                json!({"tool_calls": [{"index": 1, "function": {"name": "later", "arguments": {"in": 5}}}]}),
-                None,
-            ),
+            chunk(json!({"tool_calls": [{"index": 0, "function": {"name": "now"}}]}), None),
+            chunk(json!({"tool_calls": [{"index": 1, "function": {"name": "later", "arguments": {"in": 5}}}]}), None),
             chunk(json!({}), Some("tool_calls")),
             done(),
         ]);
@@ -600,23 +495,11 @@ mod tests {
     #[test]
     fn repeated_names_are_not_doubled() {
         let out = ok(&[
-            chunk(
-                json!({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}]}),
-                None,
-            ),
-            chunk(
-                json!({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "}"}}]}),
-                None,
-            ),
+            chunk(json!({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}]}), None),
+            chunk(json!({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "}"}}]}), None),
             done(),
         ]);
-        assert_eq!(
-            out,
-            vec![
-                call("a", "f", "{}"),
-                LlmChunk::Finish(FinishReason::ToolCalls)
-            ]
-        );
+        assert_eq!(out, vec![call("a", "f", "{}"), LlmChunk::Finish(FinishReason::ToolCalls)]);
     }
 
     #[test]
@@ -625,22 +508,13 @@ mod tests {
             json!({"role": "assistant", "content": "", "tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}),
             Some("tool_calls"),
         )]);
-        assert_eq!(
-            out,
-            vec![
-                call("a", "f", "{}"),
-                LlmChunk::Finish(FinishReason::ToolCalls)
-            ]
-        );
+        assert_eq!(out, vec![call("a", "f", "{}"), LlmChunk::Finish(FinishReason::ToolCalls)]);
     }
 
     #[test]
     fn text_then_tool_calls() {
         let out = ok(&[
-            chunk(
-                json!({"role": "assistant", "content": "Let me check."}),
-                None,
-            ),
+            chunk(json!({"role": "assistant", "content": "Let me check."}), None),
             chunk(
                 json!({"tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}),
                 None,
@@ -648,34 +522,18 @@ mod tests {
             chunk(json!({}), Some("stop")),
             done(),
         ]);
-        assert_eq!(
-            out,
-            vec![
-                text("Let me check."),
-                call("a", "f", "{}"),
-                LlmChunk::Finish(FinishReason::ToolCalls)
-            ]
-        );
+        assert_eq!(out, vec![text("Let me check."), call("a", "f", "{}"), LlmChunk::Finish(FinishReason::ToolCalls)]);
     }
 
     #[test]
     fn legacy_function_call_deltas_assemble() {
         let out = ok(&[
-            chunk(
-                json!({"function_call": {"name": "f", "arguments": "{\"a\""}}),
-                None,
-            ),
+            chunk(json!({"function_call": {"name": "f", "arguments": "{\"a\""}}), None),
             chunk(json!({"function_call": {"arguments": ":1}"}}), None),
             chunk(json!({}), Some("function_call")),
             done(),
         ]);
-        assert_eq!(
-            out,
-            vec![
-                call("call_0", "f", "{\"a\":1}"),
-                LlmChunk::Finish(FinishReason::ToolCalls)
-            ]
-        );
+        assert_eq!(out, vec![call("call_0", "f", "{\"a\":1}"), LlmChunk::Finish(FinishReason::ToolCalls)]);
     }
 
     #[test]
@@ -695,30 +553,20 @@ mod tests {
 
     #[test]
     fn usage_may_arrive_with_the_finish_or_after_it() {
-        let mut with_finish: Value =
-            serde_json::from_str(&chunk(json!({}), Some("stop"))).unwrap_or_default();
-        with_finish["usage"] =
-            json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7});
-        let out = ok(&[
-            chunk(json!({"content": "hi"}), None),
-            with_finish.to_string(),
-            done(),
-        ]);
+        let mut with_finish: Value = serde_json::from_str(&chunk(json!({}), Some("stop"))).unwrap_or_default();
+        with_finish["usage"] = json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7});
+        let out = ok(&[chunk(json!({"content": "hi"}), None), with_finish.to_string(), done()]);
         assert_eq!(
             out,
             vec![
                 text("hi"),
-                LlmChunk::Usage(Usage {
-                    prompt_tokens: 3,
-                    completion_tokens: 4
-                }),
+                LlmChunk::Usage(Usage { prompt_tokens: 3, completion_tokens: 4 }),
                 LlmChunk::Finish(FinishReason::Stop)
             ]
         );
         // `"usage": null` on every chunk (include_usage) is not usage.
         let mut null_usage: Value =
-            serde_json::from_str(&chunk(json!({"content": "hi"}), Some("stop")))
-                .unwrap_or_default();
+            serde_json::from_str(&chunk(json!({"content": "hi"}), Some("stop"))).unwrap_or_default();
         null_usage["usage"] = Value::Null;
         let out = ok(&[null_usage.to_string(), done()]);
         assert_eq!(out, vec![text("hi"), LlmChunk::Finish(FinishReason::Stop)]);
@@ -726,10 +574,7 @@ mod tests {
 
     #[test]
     fn a_finish_without_done_is_accepted() {
-        let out = ok(&[
-            chunk(json!({"content": "hi"}), None),
-            chunk(json!({}), Some("stop")),
-        ]);
+        let out = ok(&[chunk(json!({"content": "hi"}), None), chunk(json!({}), Some("stop"))]);
         assert_eq!(out, vec![text("hi"), LlmChunk::Finish(FinishReason::Stop)]);
     }
 
@@ -741,11 +586,7 @@ mod tests {
 
     #[test]
     fn nothing_after_done_counts() {
-        let out = ok(&[
-            chunk(json!({"content": "hi"}), None),
-            done(),
-            chunk(json!({"content": "late"}), None),
-        ]);
+        let out = ok(&[chunk(json!({"content": "hi"}), None), done(), chunk(json!({"content": "late"}), None)]);
         assert_eq!(out, vec![text("hi"), LlmChunk::Finish(FinishReason::Stop)]);
     }
 
@@ -754,27 +595,16 @@ mod tests {
         let err = run(&[chunk(json!({"content": "hi"}), None)]).err();
         let err = err.unwrap_or_else(|| panic!("expected an error"));
         assert_eq!(err.kind, LlmErrorKind::Network);
-        assert!(
-            err.message
-                .contains("stream ended before the model finished"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("stream ended before the model finished"), "{}", err.message);
         assert_eq!(err.provider, "testprov");
     }
 
     #[test]
     fn non_json_data_is_an_invalid_response_quoting_a_little() {
         let garbage = format!("<html>{}</html>", "x".repeat(1000));
-        let err = run(&[garbage])
-            .err()
-            .unwrap_or_else(|| panic!("expected an error"));
+        let err = run(&[garbage]).err().unwrap_or_else(|| panic!("expected an error"));
         assert_eq!(err.kind, LlmErrorKind::InvalidResponse);
-        assert!(
-            err.message.contains("testprov") && err.message.contains("<html>xxx"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("testprov") && err.message.contains("<html>xxx"), "{}", err.message);
         assert!(err.message.len() < 400, "{}", err.message);
     }
 
@@ -782,22 +612,14 @@ mod tests {
     fn an_error_mid_stream_is_an_error() {
         let events = [
             chunk(json!({"content": "par"}), None),
-            json!({"error": {"message": "The server had an error", "type": "server_error"}})
-                .to_string(),
+            json!({"error": {"message": "The server had an error", "type": "server_error"}}).to_string(),
         ];
         let mut asm = StreamAssembler::new(ctx());
         let mut out = Vec::new();
         assert!(asm.on_data(&events[0], &mut out).is_ok());
-        let err = asm
-            .on_data(&events[1], &mut out)
-            .err()
-            .unwrap_or_else(|| panic!("expected an error"));
+        let err = asm.on_data(&events[1], &mut out).err().unwrap_or_else(|| panic!("expected an error"));
         assert_eq!(err.kind, LlmErrorKind::Server { status: 500 });
-        assert!(
-            err.message.contains("The server had an error"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("The server had an error"), "{}", err.message);
         assert_eq!(out, vec![text("par")]);
     }
 
@@ -808,18 +630,12 @@ mod tests {
         let mut events = Vec::new();
         parser.feed(b"<html><body>502 Bad Gateway</body></html>", &mut events);
         parser.finish(&mut events);
-        let err = asm
-            .on_eof(&parser, &mut Vec::new())
-            .err()
-            .unwrap_or_else(|| panic!("expected an error"));
+        let err = asm.on_eof(&parser, &mut Vec::new()).err().unwrap_or_else(|| panic!("expected an error"));
         assert_eq!(err.kind, LlmErrorKind::InvalidResponse);
         assert!(err.message.contains("502 Bad Gateway"), "{}", err.message);
 
         let mut asm = StreamAssembler::new(ctx());
-        let err = asm
-            .on_eof(&SseParser::new(), &mut Vec::new())
-            .err()
-            .unwrap_or_else(|| panic!("expected an error"));
+        let err = asm.on_eof(&SseParser::new(), &mut Vec::new()).err().unwrap_or_else(|| panic!("expected an error"));
         assert_eq!(err.kind, LlmErrorKind::Network);
     }
 
@@ -834,26 +650,17 @@ mod tests {
         let mut asm = StreamAssembler::new(ctx());
         let mut parser = SseParser::new();
         let mut events = Vec::new();
-        parser.feed(
-            serde_json::to_string_pretty(&body)
-                .unwrap_or_default()
-                .as_bytes(),
-            &mut events,
-        );
+        parser.feed(serde_json::to_string_pretty(&body).unwrap_or_default().as_bytes(), &mut events);
         parser.finish(&mut events);
         assert!(events.is_empty());
         let mut out = Vec::new();
-        asm.on_eof(&parser, &mut out)
-            .unwrap_or_else(|e| panic!("{e}"));
+        asm.on_eof(&parser, &mut out).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             out,
             vec![
                 text("ok"),
                 call("c1", "f", "{\"a\":1}"),
-                LlmChunk::Usage(Usage {
-                    prompt_tokens: 2,
-                    completion_tokens: 3
-                }),
+                LlmChunk::Usage(Usage { prompt_tokens: 2, completion_tokens: 3 }),
                 LlmChunk::Finish(FinishReason::ToolCalls)
             ]
         );
@@ -869,13 +676,9 @@ mod tests {
                 json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_é", "type": "function", "function": {"name": "f", "arguments": "{\"q\":"}}]}),
                 None,
             ),
-            chunk(
-                json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"€\"}"}}]}),
-                None,
-            ),
+            chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"€\"}"}}]}), None),
             chunk(json!({}), Some("tool_calls")),
-            json!({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
-                .to_string(),
+            json!({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}).to_string(),
         ];
         let mut body = String::from(": keep-alive\r\n\r\n");
         for e in &events {
@@ -886,10 +689,7 @@ mod tests {
         let expected = vec![
             text("Ça va ✓ "),
             call("call_é", "f", "{\"q\":\"€\"}"),
-            LlmChunk::Usage(Usage {
-                prompt_tokens: 1,
-                completion_tokens: 2,
-            }),
+            LlmChunk::Usage(Usage { prompt_tokens: 1, completion_tokens: 2 }),
             LlmChunk::Finish(FinishReason::ToolCalls),
         ];
         let through = |pieces: &[&[u8]]| -> Vec<LlmChunk> {
@@ -908,8 +708,7 @@ mod tests {
             for e in events {
                 asm.on_data(&e, &mut out).unwrap_or_else(|e| panic!("{e}"));
             }
-            asm.on_eof(&parser, &mut out)
-                .unwrap_or_else(|e| panic!("{e}"));
+            asm.on_eof(&parser, &mut out).unwrap_or_else(|e| panic!("{e}"));
             out
         };
         for split in 0..=bytes.len() {

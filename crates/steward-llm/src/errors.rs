@@ -69,9 +69,7 @@ impl ErrorContext {
             has_key: api_key.is_some_and(|k| !k.is_empty()),
             // Placeholder keys such as `ollama` are not secrets, and scrubbing
             // them would garble messages that name the provider.
-            secret: api_key
-                .filter(|k| k.len() >= MIN_SCRUBBED_KEY_LEN)
-                .map(str::to_string),
+            secret: api_key.filter(|k| k.len() >= MIN_SCRUBBED_KEY_LEN).map(str::to_string),
         }
     }
 
@@ -92,22 +90,10 @@ impl ErrorContext {
         let p = &self.provider;
         let body_text = String::from_utf8_lossy(body);
         let detail = ErrorDetail::parse(&body_text);
-        let described = detail
-            .as_ref()
-            .map(ErrorDetail::describe)
-            .unwrap_or_else(|| quote_body(&body_text));
-        let code = detail
-            .as_ref()
-            .and_then(|d| d.code.as_deref())
-            .unwrap_or("");
-        let kind_str = detail
-            .as_ref()
-            .and_then(|d| d.kind.as_deref())
-            .unwrap_or("");
-        let message_text = detail
-            .as_ref()
-            .and_then(|d| d.message.as_deref())
-            .unwrap_or(&body_text);
+        let described = detail.as_ref().map(ErrorDetail::describe).unwrap_or_else(|| quote_body(&body_text));
+        let code = detail.as_ref().and_then(|d| d.code.as_deref()).unwrap_or("");
+        let kind_str = detail.as_ref().and_then(|d| d.kind.as_deref()).unwrap_or("");
+        let message_text = detail.as_ref().and_then(|d| d.message.as_deref()).unwrap_or(&body_text);
         let is = |needle: &str| code == needle || kind_str == needle;
 
         match status {
@@ -164,10 +150,8 @@ impl ErrorContext {
                 LlmErrorKind::Overloaded,
                 format!("{p} is overloaded (HTTP {status}): {described} — try again shortly"),
             ),
-            500..=599 => self.error(
-                LlmErrorKind::Server { status },
-                format!("{p} had a server error (HTTP {status}): {described}"),
-            ),
+            500..=599 => self
+                .error(LlmErrorKind::Server { status }, format!("{p} had a server error (HTTP {status}): {described}")),
             _ => self.error(
                 LlmErrorKind::InvalidResponse,
                 format!("{p} answered with unexpected HTTP status {status}: {described}"),
@@ -190,13 +174,7 @@ impl ErrorContext {
         let kind_str = detail.kind.as_deref().unwrap_or("");
         let is = |needles: &[&str]| needles.iter().any(|n| code == *n || kind_str == *n);
         let message_text = detail.message.as_deref().unwrap_or("");
-        let kind = if is(&[
-            "rate_limit_exceeded",
-            "rate_limit_error",
-            "insufficient_quota",
-            "requests",
-            "tokens",
-        ]) {
+        let kind = if is(&["rate_limit_exceeded", "rate_limit_error", "insufficient_quota", "requests", "tokens"]) {
             LlmErrorKind::RateLimited { retry_after: None }
         } else if is(&["context_length_exceeded"]) || mentions_context_length(message_text) {
             LlmErrorKind::ContextLengthExceeded
@@ -213,10 +191,7 @@ impl ErrorContext {
         } else {
             LlmErrorKind::Server { status: 500 }
         };
-        self.error(
-            kind,
-            format!("{p} reported an error in its answer: {described}"),
-        )
+        self.error(kind, format!("{p} reported an error in its answer: {described}"))
     }
 
     /// The error for a failure below HTTP: connecting, timing out, or the
@@ -241,10 +216,7 @@ impl ErrorContext {
             };
             return self.error(
                 LlmErrorKind::Timeout,
-                format!(
-                    "{p} {when} within {} (the request timeout) at {url}",
-                    human_duration(self.request_timeout)
-                ),
+                format!("{p} {when} within {} (the request timeout) at {url}", human_duration(self.request_timeout)),
             );
         }
         if error.is_connect() {
@@ -252,32 +224,19 @@ impl ErrorContext {
                 || cause.to_ascii_lowercase().contains("connection refused")
             {
                 ("connection refused".to_string(), "is the server running?")
-            } else if chain_mentions(error, "dns error")
-                || chain_mentions(error, "failed to lookup address")
-            {
-                (
-                    format!("the host name could not be resolved ({cause})"),
-                    "check the base URL",
-                )
+            } else if chain_mentions(error, "dns error") || chain_mentions(error, "failed to lookup address") {
+                (format!("the host name could not be resolved ({cause})"), "check the base URL")
             } else {
                 (cause, "is the server running and reachable?")
             };
-            return self.error(
-                LlmErrorKind::Network,
-                format!("could not connect to {url}: {what} — {hint}"),
-            );
+            return self.error(LlmErrorKind::Network, format!("could not connect to {url}: {what} — {hint}"));
         }
         match phase {
             Phase::Body => self.error(
                 LlmErrorKind::Network,
-                format!(
-                    "stream ended before the model finished: the connection to {p} broke ({cause})"
-                ),
+                format!("stream ended before the model finished: the connection to {p} broke ({cause})"),
             ),
-            Phase::Request => self.error(
-                LlmErrorKind::Network,
-                format!("the request to {p} at {url} failed: {cause}"),
-            ),
+            Phase::Request => self.error(LlmErrorKind::Network, format!("the request to {p} at {url} failed: {cause}")),
         }
     }
 }
@@ -309,21 +268,13 @@ impl ErrorDetail {
         };
         let object = match value.get("error") {
             Some(Value::String(message)) => {
-                return Some(ErrorDetail {
-                    message: Some(message.clone()),
-                    ..ErrorDetail::default()
-                })
+                return Some(ErrorDetail { message: Some(message.clone()), ..ErrorDetail::default() })
             }
             Some(error @ Value::Object(_)) => error,
             _ if value.get("message").is_some() => value,
             _ => {
-                let message = value
-                    .get("detail")
-                    .map(|d| d.as_str().map(str::to_string).unwrap_or(d.to_string()))?;
-                return Some(ErrorDetail {
-                    message: Some(message),
-                    ..ErrorDetail::default()
-                });
+                let message = value.get("detail").map(|d| d.as_str().map(str::to_string).unwrap_or(d.to_string()))?;
+                return Some(ErrorDetail { message: Some(message), ..ErrorDetail::default() });
             }
         };
         let text = |key: &str| match object.get(key) {
@@ -335,19 +286,11 @@ impl ErrorDetail {
             .iter()
             .find_map(|k| object.get(*k).and_then(Value::as_u64))
             .and_then(|n| u16::try_from(n).ok());
-        Some(ErrorDetail {
-            message: text("message"),
-            kind: text("type"),
-            code: text("code"),
-            status,
-        })
+        Some(ErrorDetail { message: text("message"), kind: text("type"), code: text("code"), status })
     }
 
     pub fn describe(&self) -> String {
-        let mut out = self
-            .message
-            .clone()
-            .unwrap_or_else(|| "no message in the error".to_string());
+        let mut out = self.message.clone().unwrap_or_else(|| "no message in the error".to_string());
         let tags: Vec<String> = [("type", &self.kind), ("code", &self.code)]
             .iter()
             .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
@@ -364,25 +307,15 @@ fn quote_body(body: &str) -> String {
     if body.trim().is_empty() {
         "the response body was empty".to_string()
     } else {
-        format!(
-            "the response body was: {}",
-            preview(body, BODY_PREVIEW_CHARS)
-        )
+        format!("the response body was: {}", preview(body, BODY_PREVIEW_CHARS))
     }
 }
 
 fn mentions_context_length(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    [
-        "context length",
-        "context_length",
-        "context window",
-        "maximum context",
-        "too many tokens",
-        "prompt is too long",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
+    ["context length", "context_length", "context window", "maximum context", "too many tokens", "prompt is too long"]
+        .iter()
+        .any(|needle| m.contains(needle))
 }
 
 /// `s` on one line, whitespace collapsed, cut at `max_chars` characters.
@@ -446,9 +379,7 @@ fn root_cause(error: &reqwest::Error) -> String {
 fn chain_has_io_kind(error: &reqwest::Error, kind: std::io::ErrorKind) -> bool {
     let mut source = error.source();
     while let Some(e) = source {
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == kind)
-        {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == kind) {
             return true;
         }
         source = e.source();
@@ -500,60 +431,33 @@ mod tests {
         assert_eq!(kind(503, b""), LlmErrorKind::Overloaded);
         assert_eq!(kind(529, b""), LlmErrorKind::Overloaded);
         assert_eq!(kind(500, b""), LlmErrorKind::Server { status: 500 });
+        assert_eq!(kind(502, b"<html>bad gateway</html>"), LlmErrorKind::Server { status: 502 });
         assert_eq!(
-            kind(502, b"<html>bad gateway</html>"),
-            LlmErrorKind::Server { status: 502 }
-        );
-        assert_eq!(
-            kind(
-                400,
-                &openai_body(
-                    "too long",
-                    "invalid_request_error",
-                    "context_length_exceeded"
-                )
-            ),
+            kind(400, &openai_body("too long", "invalid_request_error", "context_length_exceeded")),
             LlmErrorKind::ContextLengthExceeded
         );
         assert_eq!(
-            kind(
-                400,
-                br#"{"error":"This model's maximum context length is 8192 tokens"}"#
-            ),
+            kind(400, br#"{"error":"This model's maximum context length is 8192 tokens"}"#),
             LlmErrorKind::ContextLengthExceeded
         );
         assert_eq!(
-            kind(
-                400,
-                &openai_body("no", "invalid_request_error", "content_policy_violation")
-            ),
+            kind(400, &openai_body("no", "invalid_request_error", "content_policy_violation")),
             LlmErrorKind::ContentPolicy
         );
-        assert_eq!(
-            kind(400, &openai_body("bad", "invalid_request_error", "x")),
-            LlmErrorKind::BadRequest
-        );
+        assert_eq!(kind(400, &openai_body("bad", "invalid_request_error", "x")), LlmErrorKind::BadRequest);
     }
 
     #[test]
     fn rate_limits_carry_the_wait_and_quota_is_named() {
         let c = ctx();
         let wait = Some(Duration::from_secs(7));
-        let e = c.http_error(
-            429,
-            wait,
-            &openai_body("Rate limit reached", "requests", "rate_limit_exceeded"),
-        );
+        let e = c.http_error(429, wait, &openai_body("Rate limit reached", "requests", "rate_limit_exceeded"));
         assert_eq!(e.kind, LlmErrorKind::RateLimited { retry_after: wait });
         assert!(e.message.contains("retry after 7s"), "{}", e.message);
         let e = c.http_error(
             429,
             None,
-            &openai_body(
-                "You exceeded your quota",
-                "insufficient_quota",
-                "insufficient_quota",
-            ),
+            &openai_body("You exceeded your quota", "insufficient_quota", "insufficient_quota"),
         );
         assert_eq!(e.kind, LlmErrorKind::RateLimited { retry_after: None });
         assert!(e.message.contains("quota is exhausted"), "{}", e.message);
@@ -565,29 +469,13 @@ mod tests {
         let e = c.http_error(
             404,
             None,
-            &openai_body(
-                "The model does not exist",
-                "invalid_request_error",
-                "model_not_found",
-            ),
+            &openai_body("The model does not exist", "invalid_request_error", "model_not_found"),
         );
-        assert!(
-            e.message.contains("gpt-test") && e.message.contains("api.example.com/v1"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("gpt-test") && e.message.contains("api.example.com/v1"), "{}", e.message);
         assert!(!e.message.contains("pw@"), "{}", e.message);
-        assert!(
-            e.message.contains("The model does not exist"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("The model does not exist"), "{}", e.message);
         assert_eq!(e.provider, "openai");
-        let e = c.http_error(
-            401,
-            None,
-            b"{\"error\":{\"message\":\"Incorrect API key provided: sk-secret-123\"}}",
-        );
+        let e = c.http_error(401, None, b"{\"error\":{\"message\":\"Incorrect API key provided: sk-secret-123\"}}");
         assert!(!e.message.contains("sk-secret-123"), "{}", e.message);
         assert!(!format!("{c:?}").contains("sk-secret-123"));
     }
@@ -603,11 +491,7 @@ mod tests {
             Duration::from_secs(1),
         );
         let e = c.http_error(500, None, b"");
-        assert!(
-            e.message.starts_with("ollama had a server error"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("ollama had a server error"), "{}", e.message);
     }
 
     #[test]
@@ -623,18 +507,13 @@ mod tests {
 
     #[test]
     fn error_bodies_of_many_servers_parse() {
-        let d = ErrorDetail::parse(
-            r#"{"object":"error","message":"bad model","type":"NotFoundError","code":404}"#,
-        );
+        let d = ErrorDetail::parse(r#"{"object":"error","message":"bad model","type":"NotFoundError","code":404}"#);
         assert_eq!(d.as_ref().and_then(|d| d.status), Some(404));
         assert_eq!(d.and_then(|d| d.message).as_deref(), Some("bad model"));
         let d = ErrorDetail::parse(
             r#"[{"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED"}}]"#,
         );
-        assert_eq!(
-            d.and_then(|d| d.message).as_deref(),
-            Some("Resource exhausted")
-        );
+        assert_eq!(d.and_then(|d| d.message).as_deref(), Some("Resource exhausted"));
         let d = ErrorDetail::parse(r#"{"detail":"Not Found"}"#);
         assert_eq!(d.and_then(|d| d.message).as_deref(), Some("Not Found"));
         assert_eq!(ErrorDetail::parse("<html>"), None);
@@ -646,9 +525,7 @@ mod tests {
         let e = c.embedded_error(&serde_json::json!({"message": "boom", "type": "server_error"}));
         assert_eq!(e.kind, LlmErrorKind::Server { status: 500 });
         assert!(e.message.contains("boom"));
-        let e = c.embedded_error(
-            &serde_json::json!({"error": {"message": "slow", "code": "rate_limit_exceeded"}}),
-        );
+        let e = c.embedded_error(&serde_json::json!({"error": {"message": "slow", "code": "rate_limit_exceeded"}}));
         assert_eq!(e.kind, LlmErrorKind::RateLimited { retry_after: None });
         let e = c.embedded_error(&serde_json::json!({"error": {"message": "x", "code": 400}}));
         assert_eq!(e.kind, LlmErrorKind::BadRequest);
@@ -663,20 +540,14 @@ mod tests {
         h.insert("retry-after-ms", HeaderValue::from_static("1500"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
         let mut h = HeaderMap::new();
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&h), None);
     }
 
     #[test]
     fn urls_lose_their_user_info() {
         assert_eq!(redact_url("https://u:p@host:1/v1"), "https://***@host:1/v1");
-        assert_eq!(
-            redact_url("http://127.0.0.1:11434/v1"),
-            "http://127.0.0.1:11434/v1"
-        );
+        assert_eq!(redact_url("http://127.0.0.1:11434/v1"), "http://127.0.0.1:11434/v1");
         assert_eq!(redact_url("http://h/v1?x=a@b"), "http://h/v1?x=a@b");
     }
 

@@ -13,7 +13,4 @@ mod errors;
 mod openai;
 mod sse;
 
-pub use openai::{
-    ollama_base_url, OpenAiCompatible, OpenAiConfig, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT,
-};
+pub use openai::{ollama_base_url, OpenAiCompatible, OpenAiConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};

@@ -9,9 +9,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use steward_core::{
-    Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, Tier, ToolDefinition,
-};
+use steward_core::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, Tier, ToolDefinition};
 use steward_protocol::{FinishReason, Message, Role, Usage};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
@@ -50,11 +48,7 @@ pub struct OpenAiConfig {
 
 impl OpenAiConfig {
     /// A config with no API key, no tier models and the default timeouts.
-    pub fn new(
-        name: impl Into<String>,
-        base_url: impl Into<String>,
-        model: impl Into<String>,
-    ) -> Self {
+    pub fn new(name: impl Into<String>, base_url: impl Into<String>, model: impl Into<String>) -> Self {
         OpenAiConfig {
             name: name.into(),
             base_url: base_url.into(),
@@ -118,26 +112,14 @@ pub fn ollama_base_url(host: &str) -> String {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    let authority = if authority.is_empty() {
-        "127.0.0.1"
-    } else {
-        authority
-    };
+    let authority = if authority.is_empty() { "127.0.0.1" } else { authority };
     let has_port = match authority.rfind(']') {
         Some(bracket) => authority[bracket..].contains(':'),
         None => authority.contains(':'),
     };
-    let authority = if has_port || scheme == "https" {
-        authority.to_string()
-    } else {
-        format!("{authority}:11434")
-    };
+    let authority = if has_port || scheme == "https" { authority.to_string() } else { format!("{authority}:11434") };
     let path = path.trim_end_matches('/');
-    let path = if path.ends_with("/v1") {
-        path.to_string()
-    } else {
-        format!("{path}/v1")
-    };
+    let path = if path.ends_with("/v1") { path.to_string() } else { format!("{path}/v1") };
     format!("{scheme}://{authority}{path}")
 }
 
@@ -161,9 +143,7 @@ impl fmt::Debug for OpenAiCompatible {
 impl OpenAiCompatible {
     pub fn new(config: OpenAiConfig) -> Result<Self, LlmError> {
         let base = config.base_url.trim().trim_end_matches('/').to_string();
-        let not_configured = |message: String| {
-            LlmError::new(config.name.clone(), LlmErrorKind::NotConfigured, message)
-        };
+        let not_configured = |message: String| LlmError::new(config.name.clone(), LlmErrorKind::NotConfigured, message);
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(not_configured(format!(
                 "base URL '{}' is not an http:// or https:// URL (expected something like https://api.openai.com/v1)",
@@ -177,11 +157,7 @@ impl OpenAiCompatible {
             .build()
             .map_err(|e| not_configured(format!("could not set up the HTTP client: {e}")))?;
         let endpoint = format!("{base}/chat/completions");
-        Ok(OpenAiCompatible {
-            config,
-            endpoint,
-            client,
-        })
+        Ok(OpenAiCompatible { config, endpoint, client })
     }
 
     pub fn config(&self) -> &OpenAiConfig {
@@ -193,13 +169,7 @@ impl OpenAiCompatible {
     pub fn model_for<'a>(&'a self, tier: Tier, requested: Option<&'a str>) -> &'a str {
         requested
             .filter(|m| !m.is_empty())
-            .or_else(|| {
-                self.config
-                    .tier_models
-                    .get(&tier)
-                    .map(String::as_str)
-                    .filter(|m| !m.is_empty())
-            })
+            .or_else(|| self.config.tier_models.get(&tier).map(String::as_str).filter(|m| !m.is_empty()))
             .unwrap_or(&self.config.model)
     }
 
@@ -220,10 +190,7 @@ impl OpenAiCompatible {
         if let Some(key) = self.config.api_key.as_deref().filter(|k| !k.is_empty()) {
             request = request.bearer_auth(key);
         }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| ctx.transport_error(&e, Phase::Request))?;
+        let mut response = request.send().await.map_err(|e| ctx.transport_error(&e, Phase::Request))?;
         let status = response.status();
         Span::current().record("status", status.as_u16());
         if status.is_success() {
@@ -249,9 +216,7 @@ impl Llm for OpenAiCompatible {
     }
 
     async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
-        let model = self
-            .model_for(request.tier, request.model.as_deref())
-            .to_string();
+        let model = self.model_for(request.tier, request.model.as_deref()).to_string();
         let span = tracing::info_span!(
             "llm_call",
             provider = %self.config.name,
@@ -271,11 +236,7 @@ impl Llm for OpenAiCompatible {
         if model.is_empty() {
             let error = ctx.error(
                 LlmErrorKind::NotConfigured,
-                format!(
-                    "no model is configured for the {} tier of {}",
-                    request.tier.as_str(),
-                    self.config.name
-                ),
+                format!("no model is configured for the {} tier of {}", request.tier.as_str(), self.config.name),
             );
             log.failed(&error);
             return Err(error);
@@ -363,8 +324,7 @@ impl Reader {
             None => {
                 let mut events = Vec::new();
                 self.parser.finish(&mut events);
-                self.handle(&events, &mut out)
-                    .and_then(|()| self.assembler.on_eof(&self.parser, &mut out))
+                self.handle(&events, &mut out).and_then(|()| self.assembler.on_eof(&self.parser, &mut out))
             }
         };
         self.pending.extend(out);
@@ -397,22 +357,14 @@ struct CallLog {
 
 impl CallLog {
     fn new(span: Span) -> Self {
-        CallLog {
-            span,
-            start: Instant::now(),
-            first_chunk: None,
-            usage: None,
-            finish: None,
-            closed: false,
-        }
+        CallLog { span, start: Instant::now(), first_chunk: None, usage: None, finish: None, closed: false }
     }
 
     fn saw(&mut self, chunk: &LlmChunk) {
         if self.first_chunk.is_none() {
             let elapsed = self.start.elapsed();
             self.first_chunk = Some(elapsed);
-            self.span
-                .record("first_chunk_ms", elapsed.as_millis() as u64);
+            self.span.record("first_chunk_ms", elapsed.as_millis() as u64);
         }
         match chunk {
             LlmChunk::Usage(usage) => self.usage = Some(*usage),
@@ -431,8 +383,7 @@ impl CallLog {
         self.span.record("duration_ms", duration_ms);
         if let Some(usage) = self.usage {
             self.span.record("prompt_tokens", usage.prompt_tokens);
-            self.span
-                .record("completion_tokens", usage.completion_tokens);
+            self.span.record("completion_tokens", usage.completion_tokens);
         }
         if let Some(finish) = self.finish {
             self.span.record("finish_reason", finish.openai());
@@ -500,15 +451,13 @@ fn wire_message(message: &Message) -> Value {
             }
         }
         Role::Assistant if !message.tool_calls.is_empty() => {
-            out["content"] = if message.content.is_empty() {
-                Value::Null
-            } else {
-                json!(message.content)
-            };
+            out["content"] = if message.content.is_empty() { Value::Null } else { json!(message.content) };
             out["tool_calls"] = message
                 .tool_calls
                 .iter()
-                .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                .map(
+                    |c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}),
+                )
                 .collect();
         }
         Role::System | Role::User | Role::Assistant => {
@@ -549,14 +498,8 @@ mod tests {
             ("0.0.0.0", "http://0.0.0.0:11434/v1"),
             ("[::1]", "http://[::1]:11434/v1"),
             ("[::1]:8080", "http://[::1]:8080/v1"),
-            (
-                "https://ollama.example.com",
-                "https://ollama.example.com/v1",
-            ),
-            (
-                "http://gpu-box:11434/ollama/",
-                "http://gpu-box:11434/ollama/v1",
-            ),
+            ("https://ollama.example.com", "https://ollama.example.com/v1"),
+            ("http://gpu-box:11434/ollama/", "http://gpu-box:11434/ollama/v1"),
             ("", "http://127.0.0.1:11434/v1"),
         ] {
             assert_eq!(ollama_base_url(host), expected, "{host:?}");
@@ -569,9 +512,7 @@ mod tests {
 
     #[test]
     fn the_model_is_the_requests_then_the_tiers_then_the_default() {
-        let p = provider(
-            OpenAiConfig::new("openai", "http://h/v1", "base").with_tier_model(Tier::Smart, "big"),
-        );
+        let p = provider(OpenAiConfig::new("openai", "http://h/v1", "base").with_tier_model(Tier::Smart, "big"));
         assert_eq!(p.model_for(Tier::Smart, Some("explicit")), "explicit");
         assert_eq!(p.model_for(Tier::Smart, Some("")), "big");
         assert_eq!(p.model_for(Tier::Smart, None), "big");
@@ -580,20 +521,15 @@ mod tests {
 
     #[test]
     fn bad_base_urls_are_refused_up_front() {
-        let err =
-            OpenAiCompatible::new(OpenAiConfig::new("openai", "api.openai.com/v1", "m")).err();
+        let err = OpenAiCompatible::new(OpenAiConfig::new("openai", "api.openai.com/v1", "m")).err();
         assert_eq!(err.map(|e| e.kind), Some(LlmErrorKind::NotConfigured));
     }
 
     #[test]
     fn debug_output_hides_the_key() {
-        let config =
-            OpenAiConfig::new("openai", "https://u:pw@h/v1", "m").with_api_key("sk-very-secret");
+        let config = OpenAiConfig::new("openai", "https://u:pw@h/v1", "m").with_api_key("sk-very-secret");
         let shown = format!("{config:?} {:?}", provider(config.clone()));
-        assert!(
-            !shown.contains("sk-very-secret") && !shown.contains("pw@"),
-            "{shown}"
-        );
+        assert!(!shown.contains("sk-very-secret") && !shown.contains("pw@"), "{shown}");
         assert!(shown.contains("***"), "{shown}");
     }
 
@@ -608,11 +544,7 @@ mod tests {
                 Message {
                     role: Role::Assistant,
                     content: String::new(),
-                    tool_calls: vec![ToolCall {
-                        id: "c1".into(),
-                        name: "now".into(),
-                        arguments: "{}".into(),
-                    }],
+                    tool_calls: vec![ToolCall { id: "c1".into(), name: "now".into(), arguments: "{}".into() }],
                     tool_call_id: None,
                     name: None,
                 },
@@ -638,36 +570,15 @@ mod tests {
             json!({"type": "function", "function": {"name": "now", "description": "The time", "parameters": {"type": "object", "properties": {}}}})
         );
         let messages = &body["messages"];
-        assert_eq!(
-            messages[0],
-            json!({"role": "system", "content": "be brief"})
-        );
+        assert_eq!(messages[0], json!({"role": "system", "content": "be brief"}));
         assert_eq!(
             messages[2],
             json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "now", "arguments": "{}"}}]})
         );
-        assert_eq!(
-            messages[3],
-            json!({"role": "tool", "tool_call_id": "c1", "content": "12:00"})
-        );
-        assert_eq!(
-            messages[4],
-            json!({"role": "assistant", "content": "It is noon."})
-        );
+        assert_eq!(messages[3], json!({"role": "tool", "tool_call_id": "c1", "content": "12:00"}));
+        assert_eq!(messages[4], json!({"role": "assistant", "content": "It is noon."}));
 
-        let bare = request_body(
-            "m",
-            &LlmRequest {
-                tools: vec![],
-                temperature: None,
-                max_tokens: None,
-                ..request
-            },
-        );
-        assert!(
-            bare.get("tools").is_none()
-                && bare.get("temperature").is_none()
-                && bare.get("max_tokens").is_none()
-        );
+        let bare = request_body("m", &LlmRequest { tools: vec![], temperature: None, max_tokens: None, ..request });
+        assert!(bare.get("tools").is_none() && bare.get("temperature").is_none() && bare.get("max_tokens").is_none());
     }
 }

@@ -121,11 +121,7 @@ impl SseParser {
 
     fn line(&mut self, line: &str, out: &mut Vec<String>) {
         self.lines += 1;
-        let line = if self.lines == 1 {
-            line.strip_prefix('\u{feff}').unwrap_or(line)
-        } else {
-            line
-        };
+        let line = if self.lines == 1 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
         if line.is_empty() {
             self.dispatch(out);
             return;
@@ -168,9 +164,7 @@ impl SseParser {
 /// Whether `data` is already a whole event by itself.
 fn is_complete(data: &str) -> bool {
     let trimmed = data.trim();
-    trimmed == "[DONE]"
-        || (trimmed.starts_with('{')
-            && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok())
+    trimmed == "[DONE]" || (trimmed.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok())
 }
 
 #[cfg(test)]
@@ -201,7 +195,9 @@ mod tests {
 
     #[test]
     fn comments_and_other_fields_are_ignored() {
-        let out = parse_all(&[b": keep-alive\n\nevent: completion\nid: 7\nretry: 100\ndata: {\"a\":1}\n\n: OPENROUTER PROCESSING\n\n"]);
+        let out = parse_all(&[
+            b": keep-alive\n\nevent: completion\nid: 7\nretry: 100\ndata: {\"a\":1}\n\n: OPENROUTER PROCESSING\n\n",
+        ]);
         assert_eq!(out, vec!["{\"a\":1}"]);
     }
 

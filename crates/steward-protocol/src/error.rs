@@ -64,7 +64,9 @@ impl ErrorCode {
             ErrorCode::LlmNotConfigured | ErrorCode::LlmFailed | ErrorCode::ToolFailed | ErrorCode::Timeout => {
                 "upstream_error"
             }
-            ErrorCode::StepLimit | ErrorCode::StoreFailed | ErrorCode::Cancelled | ErrorCode::Internal => "server_error",
+            ErrorCode::StepLimit | ErrorCode::StoreFailed | ErrorCode::Cancelled | ErrorCode::Internal => {
+                "server_error"
+            }
         }
     }
 

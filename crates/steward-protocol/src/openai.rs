@@ -122,7 +122,11 @@ impl RequestMessage {
                 .tool_calls
                 .iter()
                 .flatten()
-                .map(|c| ToolCall { id: c.id.clone(), name: c.function.name.clone(), arguments: c.function.arguments.clone() })
+                .map(|c| ToolCall {
+                    id: c.id.clone(),
+                    name: c.function.name.clone(),
+                    arguments: c.function.arguments.clone(),
+                })
                 .collect(),
             tool_call_id: self.tool_call_id.clone(),
             name: self.name.clone(),
@@ -169,7 +173,11 @@ pub struct CompletionUsage {
 
 impl From<crate::Usage> for CompletionUsage {
     fn from(u: crate::Usage) -> Self {
-        CompletionUsage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.total() }
+        CompletionUsage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total(),
+        }
     }
 }
 
@@ -296,7 +304,8 @@ mod tests {
             {"role":"tool","tool_call_id":"c1","content":"ok"}
         ],"stream":true,"stream_options":{"include_usage":true},"unknown_field":1}"#;
         let req: ChatCompletionRequest = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}"));
-        let msgs: Vec<Message> = req.messages.iter().map(|m| m.to_message().unwrap_or_else(|e| panic!("{e}"))).collect();
+        let msgs: Vec<Message> =
+            req.messages.iter().map(|m| m.to_message().unwrap_or_else(|e| panic!("{e}"))).collect();
         assert_eq!(msgs[1].content, "hello");
         assert_eq!(msgs[2].tool_calls[0].name, "f");
         assert_eq!(msgs[3].tool_call_id.as_deref(), Some("c1"));
@@ -305,7 +314,8 @@ mod tests {
 
     #[test]
     fn unknown_role_is_named() {
-        let m = RequestMessage { role: "robot".into(), content: None, name: None, tool_calls: None, tool_call_id: None };
+        let m =
+            RequestMessage { role: "robot".into(), content: None, name: None, tool_calls: None, tool_call_id: None };
         let err = m.to_message().err().unwrap_or_default();
         assert!(err.contains("robot"), "{err}");
     }

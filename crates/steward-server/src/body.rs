@@ -40,7 +40,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], empty: Option<T>) -> Result
     }
     serde_json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "the request body is not valid JSON",
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "the request body is not valid JSON"
+            }
             serde_json::error::Category::Data => "the request body does not have the expected shape",
             serde_json::error::Category::Io => "the request body could not be read",
         };

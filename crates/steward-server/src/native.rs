@@ -19,17 +19,22 @@ use crate::{sse, AppState, CONVERSATION_HEADER};
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
-pub async fn create_conversation(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn create_conversation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let bytes = read_limited(&headers, body, state.settings.max_body_bytes).await?;
     let req: CreateConversation = parse_json(&bytes, Some(CreateConversation::default()))?;
-    let conversation = state.engine.create_conversation(req.agent.as_deref(), req.title.as_deref()).await.map_err(|e| {
-        let e = ApiError::from(e);
-        if e.code == ErrorCode::ModelNotFound {
-            e.with_param("agent")
-        } else {
-            e
-        }
-    })?;
+    let conversation =
+        state.engine.create_conversation(req.agent.as_deref(), req.title.as_deref()).await.map_err(|e| {
+            let e = ApiError::from(e);
+            if e.code == ErrorCode::ModelNotFound {
+                e.with_param("agent")
+            } else {
+                e
+            }
+        })?;
     Ok((StatusCode::CREATED, Json(conversation)).into_response())
 }
 
@@ -39,11 +44,9 @@ pub async fn list_conversations(
 ) -> Result<Json<ConversationList>, ApiError> {
     let limit = match query.get("limit") {
         None => DEFAULT_LIMIT,
-        Some(s) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::invalid(format!("limit must be a number from 1 to {MAX_LIMIT}, not '{s}'")).with_param("limit"))?,
+        Some(s) => s.parse::<u32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+            ApiError::invalid(format!("limit must be a number from 1 to {MAX_LIMIT}, not '{s}'")).with_param("limit")
+        })?,
     };
     let conversations = state.engine.store().list_conversations(limit).await.map_err(store_error)?;
     Ok(Json(ConversationList { conversations }))

@@ -50,7 +50,11 @@ fn requested_conversation(headers: &HeaderMap) -> Result<Option<String>, ApiErro
     }
 }
 
-pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let bytes = read_limited(&headers, body, state.settings.max_body_bytes).await?;
     let request: ChatCompletionRequest = parse_json(&bytes, None)?;
     if request.messages.is_empty() {
@@ -70,9 +74,8 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         .engine
         .start_turn(UserTurn { conversation_id, agent: request.model.clone(), input: TurnInput::History { messages } })
         .await?;
-    let conversation = HeaderValue::from_str(&handle.conversation_id).map_err(|_| {
-        ApiError::new(ErrorCode::Internal, "the conversation id cannot be sent as a header")
-    })?;
+    let conversation = HeaderValue::from_str(&handle.conversation_id)
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "the conversation id cannot be sent as a header"))?;
     let created = state.engine.clock().now_ms() / 1000;
     let id = format!("chatcmpl-{}", handle.turn_id.trim_start_matches("turn_"));
     let include_usage = request.stream_options.as_ref().map(|o| o.include_usage).unwrap_or(false);
@@ -116,7 +119,12 @@ async fn collect(mut handle: TurnHandle, id: String, created: i64, model: String
         model,
         choices: vec![Choice {
             index: 0,
-            message: ResponseMessage { role: "assistant".into(), content: Some(content), refusal: None, tool_calls: None },
+            message: ResponseMessage {
+                role: "assistant".into(),
+                content: Some(content),
+                refusal: None,
+                tool_calls: None,
+            },
             finish_reason: finish.openai().into(),
             logprobs: None,
         }],

@@ -65,10 +65,7 @@ pub struct SqlStore {
 
 impl fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqlStore")
-            .field("backend", &self.backend.name())
-            .field("url", &self.url)
-            .finish()
+        f.debug_struct("SqlStore").field("backend", &self.backend.name()).field("url", &self.url).finish()
     }
 }
 
@@ -84,10 +81,7 @@ impl SqlStore {
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<SqlStore, StoreError> {
         let redacted = redact_url(url);
         let fail = |what: &str, cause: &dyn fmt::Display| {
-            StoreError::Database(format!(
-                "{what} {redacted}: {}",
-                url::scrub(&cause.to_string(), url)
-            ))
+            StoreError::Database(format!("{what} {redacted}: {}", url::scrub(&cause.to_string(), url)))
         };
 
         let Some(scheme) = url::scheme(url) else {
@@ -109,42 +103,29 @@ impl SqlStore {
         let memory = backend == Backend::Sqlite && url::sqlite_is_memory(&effective_url);
 
         sqlx::any::install_default_drivers();
-        let options = AnyConnectOptions::from_str(&effective_url)
-            .map_err(|e| fail("invalid database URL", &e))?;
+        let options = AnyConnectOptions::from_str(&effective_url).map_err(|e| fail("invalid database URL", &e))?;
 
         // One direct connection first: the pool retries refused connections
         // until its timeout and then reports only "timed out", while a
         // direct attempt fails fast with the real cause.
-        let mut first = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            AnyConnection::connect_with(&options),
-        )
-        .await
-        {
+        let mut first = match tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options)).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(fail("connecting to", &e)),
             Err(_) => {
-                return Err(fail(
-                    "connecting to",
-                    &format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
-                ))
+                return Err(fail("connecting to", &format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())))
             }
         };
 
         let pool_options = AnyPoolOptions::new().acquire_timeout(CONNECT_TIMEOUT);
         let pool_options = match backend {
             Backend::Postgres => pool_options.max_connections(POSTGRES_POOL_SIZE),
-            Backend::Sqlite if memory => pool_options
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None),
+            Backend::Sqlite if memory => {
+                pool_options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+            }
             Backend::Sqlite => pool_options.max_connections(SQLITE_POOL_SIZE),
         };
         let pool_options = match backend {
-            Backend::Sqlite => {
-                pool_options.after_connect(|conn, _meta| Box::pin(configure_sqlite(conn)))
-            }
+            Backend::Sqlite => pool_options.after_connect(|conn, _meta| Box::pin(configure_sqlite(conn))),
             Backend::Postgres => pool_options,
         };
         let pool = pool_options.connect_lazy_with(options);
@@ -162,10 +143,7 @@ impl SqlStore {
             // migrated is the one the pool keeps.
             Backend::Sqlite => {
                 let _ = first.close().await;
-                let mut conn = pool
-                    .acquire()
-                    .await
-                    .map_err(|e| fail("connecting to", &e))?;
+                let mut conn = pool.acquire().await.map_err(|e| fail("connecting to", &e))?;
                 migrate::run(&mut conn, backend, now).await
             }
         };
@@ -183,38 +161,19 @@ impl SqlStore {
             applied_migrations = applied.len(),
             "database ready"
         );
-        Ok(SqlStore {
-            pool,
-            backend,
-            clock,
-            url: redacted,
-        })
+        Ok(SqlStore { pool, backend, clock, url: redacted })
     }
 
     /// Opens (creating it if needed) the SQLite database
     /// `<data_dir>/steward.db`, creating `data_dir` too.
-    pub async fn open_in_dir(
-        data_dir: &Path,
-        clock: Arc<dyn Clock>,
-    ) -> Result<SqlStore, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Database(format!(
-                "creating data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
-        let dir = std::fs::canonicalize(data_dir).map_err(|e| {
-            StoreError::Database(format!(
-                "resolving data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+    pub async fn open_in_dir(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<SqlStore, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Database(format!("creating data directory {}: {e}", data_dir.display())))?;
+        let dir = std::fs::canonicalize(data_dir)
+            .map_err(|e| StoreError::Database(format!("resolving data directory {}: {e}", data_dir.display())))?;
         let path = dir.join("steward.db");
         let url = url::sqlite_url_for_path(&path).ok_or_else(|| {
-            StoreError::Database(format!(
-                "data directory path {} is not valid UTF-8",
-                path.display()
-            ))
+            StoreError::Database(format!("data directory path {} is not valid UTF-8", path.display()))
         })?;
         SqlStore::connect(&url, clock).await
     }
@@ -249,11 +208,7 @@ impl SqlStore {
         StoreError::Database(format!("{operation}: {e}"))
     }
 
-    async fn try_append(
-        &self,
-        messages: &[NewMessage],
-        now: i64,
-    ) -> Result<Vec<StoredMessage>, AppendError> {
+    async fn try_append(&self, messages: &[NewMessage], now: i64) -> Result<Vec<StoredMessage>, AppendError> {
         let mut tx = self.begin_write().await?;
 
         // Lock each conversation by touching it, in a fixed order so two
@@ -272,16 +227,12 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await?;
             if touched.rows_affected() == 0 {
-                return Err(AppendError::Store(StoreError::ConversationNotFound(
-                    (*id).to_string(),
-                )));
+                return Err(AppendError::Store(StoreError::ConversationNotFound((*id).to_string())));
             }
-            *seq = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE conversation_id = $1",
-            )
-            .bind(*id)
-            .fetch_one(&mut *tx)
-            .await?;
+            *seq = sqlx::query_scalar("SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE conversation_id = $1")
+                .bind(*id)
+                .fetch_one(&mut *tx)
+                .await?;
         }
 
         let mut stored = Vec::with_capacity(messages.len());
@@ -289,9 +240,7 @@ impl SqlStore {
             let slot = next_seq.get_mut(m.conversation_id.as_str());
             let Some(slot) = slot else {
                 // Every id was inserted above.
-                return Err(AppendError::Store(StoreError::ConversationNotFound(
-                    m.conversation_id.clone(),
-                )));
+                return Err(AppendError::Store(StoreError::ConversationNotFound(m.conversation_id.clone())));
             };
             let seq = *slot;
             *slot += 1;
@@ -334,8 +283,7 @@ impl SqlStore {
 /// Runs on every new SQLite connection.
 async fn configure_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     use sqlx::Executor as _;
-    conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
-        .await?;
+    conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str()).await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;
     // Switching to WAL needs an exclusive lock that the busy timeout does
     // not wait for; it only happens once per database file (the mode is
@@ -412,9 +360,7 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
 }
 
 fn message_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError> {
-    let id: String = row
-        .try_get("id")
-        .map_err(|e| StoreError::Corrupt(format!("message row: {e}")))?;
+    let id: String = row.try_get("id").map_err(|e| StoreError::Corrupt(format!("message row: {e}")))?;
     let corrupt = |what: String| StoreError::Corrupt(format!("message '{id}': {what}"));
     let get = || -> Result<_, sqlx::Error> {
         Ok((
@@ -430,28 +376,17 @@ fn message_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError> {
     };
     let (conversation_id, seq, role, content, tool_calls, tool_call_id, name, created_at) =
         get().map_err(|e| corrupt(e.to_string()))?;
-    let role = Role::parse(&role).ok_or_else(|| {
-        corrupt(format!(
-            "unknown role '{role}' (conversation '{conversation_id}', seq {seq})"
-        ))
-    })?;
+    let role = Role::parse(&role)
+        .ok_or_else(|| corrupt(format!("unknown role '{role}' (conversation '{conversation_id}', seq {seq})")))?;
     let tool_calls = match tool_calls {
         None => Vec::new(),
         Some(json) => serde_json::from_str::<Vec<ToolCall>>(&json).map_err(|e| {
-            corrupt(format!("tool_calls is not a JSON list of tool calls ({e}) (conversation '{conversation_id}', seq {seq})"))
+            corrupt(format!(
+                "tool_calls is not a JSON list of tool calls ({e}) (conversation '{conversation_id}', seq {seq})"
+            ))
         })?,
     };
-    Ok(StoredMessage {
-        id,
-        conversation_id,
-        seq,
-        role,
-        content,
-        tool_calls,
-        tool_call_id,
-        name,
-        created_at,
-    })
+    Ok(StoredMessage { id, conversation_id, seq, role, content, tool_calls, tool_call_id, name, created_at })
 }
 
 const CONVERSATION_COLUMNS: &str = "id, agent, title, created_at, updated_at";
@@ -470,11 +405,7 @@ impl Store for SqlStore {
             .map_err(|e| self.db_error(&format!("pinging {}", self.url), e))
     }
 
-    async fn create_conversation(
-        &self,
-        agent: &str,
-        title: Option<&str>,
-    ) -> Result<Conversation, StoreError> {
+    async fn create_conversation(&self, agent: &str, title: Option<&str>) -> Result<Conversation, StoreError> {
         let now = self.clock.now_ms();
         let conversation = Conversation {
             id: uuid::Uuid::new_v4().to_string(),
@@ -483,17 +414,15 @@ impl Store for SqlStore {
             created_at: now,
             updated_at: now,
         };
-        sqlx::query(
-            "INSERT INTO conversations (id, agent, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&conversation.id)
-        .bind(&conversation.agent)
-        .bind(conversation.title.clone())
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.db_error(&format!("creating a conversation for agent '{agent}'"), e))?;
+        sqlx::query("INSERT INTO conversations (id, agent, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&conversation.id)
+            .bind(&conversation.agent)
+            .bind(conversation.title.clone())
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db_error(&format!("creating a conversation for agent '{agent}'"), e))?;
         Ok(conversation)
     }
 
@@ -517,25 +446,16 @@ impl Store for SqlStore {
         rows.iter().map(conversation_from_row).collect()
     }
 
-    async fn append_messages(
-        &self,
-        messages: Vec<NewMessage>,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    async fn append_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<StoredMessage>, StoreError> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let mut ids: Vec<&str> = messages
-            .iter()
-            .map(|m| m.conversation_id.as_str())
-            .collect();
+        let mut ids: Vec<&str> = messages.iter().map(|m| m.conversation_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
         let operation = match ids.as_slice() {
             [one] => format!("appending messages to conversation '{one}'"),
-            many => format!(
-                "appending messages to conversations '{}'",
-                many.join("', '")
-            ),
+            many => format!("appending messages to conversations '{}'", many.join("', '")),
         };
 
         let now = self.clock.now_ms();

@@ -18,11 +18,8 @@ pub(crate) struct Migration {
 }
 
 /// In order of `version`. Add new files at the end; never edit an applied one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_conversations",
-    sql: include_str!("../migrations/0001_conversations.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "0001_conversations", sql: include_str!("../migrations/0001_conversations.sql") }];
 
 /// `pg_advisory_lock` key for migrations ("Steward\0" in ASCII).
 const ADVISORY_LOCK_KEY: i64 = 0x5374_6577_6172_6400;
@@ -45,11 +42,7 @@ fn at(step: impl Into<String>) -> impl FnOnce(sqlx::Error) -> MigrateError {
 }
 
 /// Applies every pending migration; returns the versions it applied.
-pub(crate) async fn run(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    now_ms: i64,
-) -> Result<Vec<i64>, MigrateError> {
+pub(crate) async fn run(conn: &mut AnyConnection, backend: Backend, now_ms: i64) -> Result<Vec<i64>, MigrateError> {
     match backend {
         Backend::Sqlite => apply_pending(conn, backend, now_ms).await,
         Backend::Postgres => {
@@ -70,23 +63,13 @@ pub(crate) async fn run(
     }
 }
 
-async fn apply_pending(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    now_ms: i64,
-) -> Result<Vec<i64>, MigrateError> {
-    conn.execute(CREATE_TABLE)
-        .await
-        .map_err(at("creating steward_migrations"))?;
+async fn apply_pending(conn: &mut AnyConnection, backend: Backend, now_ms: i64) -> Result<Vec<i64>, MigrateError> {
+    conn.execute(CREATE_TABLE).await.map_err(at("creating steward_migrations"))?;
 
     let applied = conn
         .fetch_all("SELECT version FROM steward_migrations ORDER BY version")
         .await
-        .and_then(|rows| {
-            rows.iter()
-                .map(|row| row.try_get::<i64, _>(0))
-                .collect::<Result<Vec<i64>, _>>()
-        })
+        .and_then(|rows| rows.iter().map(|row| row.try_get::<i64, _>(0)).collect::<Result<Vec<i64>, _>>())
         .map_err(at("reading steward_migrations"))?;
 
     let mut newly_applied = Vec::new();
@@ -101,8 +84,7 @@ async fn apply_pending(
         // Another process may have applied it since we looked.
         let already = tx
             .fetch_optional(
-                sqlx::query("SELECT version FROM steward_migrations WHERE version = $1")
-                    .bind(migration.version),
+                sqlx::query("SELECT version FROM steward_migrations WHERE version = $1").bind(migration.version),
             )
             .await
             .map_err(at(step.clone()))?;
@@ -113,21 +95,15 @@ async fn apply_pending(
 
         tx.execute(migration.sql).await.map_err(at(step.clone()))?;
         tx.execute(
-            sqlx::query(
-                "INSERT INTO steward_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(migration.version)
-            .bind(migration.name)
-            .bind(now_ms),
+            sqlx::query("INSERT INTO steward_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(migration.version)
+                .bind(migration.name)
+                .bind(now_ms),
         )
         .await
         .map_err(at(step.clone()))?;
         tx.commit().await.map_err(at(step))?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "applied database migration"
-        );
+        tracing::info!(version = migration.version, name = migration.name, "applied database migration");
         newly_applied.push(migration.version);
     }
 
@@ -153,11 +129,7 @@ mod tests {
         let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
         assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
         for m in MIGRATIONS {
-            assert!(
-                m.name.starts_with(&format!("{:04}_", m.version)),
-                "{}",
-                m.name
-            );
+            assert!(m.name.starts_with(&format!("{:04}_", m.version)), "{}", m.name);
         }
     }
 
@@ -167,12 +139,7 @@ mod tests {
             let sql: String = m
                 .sql
                 .lines()
-                .map(|line| {
-                    line.split("--")
-                        .next()
-                        .unwrap_or_default()
-                        .to_ascii_uppercase()
-                })
+                .map(|line| line.split("--").next().unwrap_or_default().to_ascii_uppercase())
                 .collect::<Vec<_>>()
                 .join("\n");
             for word in ["AUTOINCREMENT", "SERIAL", "DATETIME", "TIMESTAMP"] {

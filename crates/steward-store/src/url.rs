@@ -71,9 +71,7 @@ fn secrets(url: &str) -> Vec<String> {
     if let Some(scheme_end) = url.find("://") {
         let rest = &url[scheme_end + 3..];
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let at = rest[..authority_end]
-            .rfind('@')
-            .or_else(|| rest.rfind('@').filter(|&at| rest[..at].contains(':')));
+        let at = rest[..authority_end].rfind('@').or_else(|| rest.rfind('@').filter(|&at| rest[..at].contains(':')));
         if let Some(at) = at {
             if let Some((name, password)) = rest[..at].split_once(':') {
                 user = Some(percent_decode(name));
@@ -138,9 +136,7 @@ pub(crate) fn scheme(url: &str) -> Option<String> {
     let (scheme, _) = url.split_once(':')?;
     let valid = !scheme.is_empty()
         && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     valid.then(|| scheme.to_ascii_lowercase())
 }
 
@@ -192,10 +188,7 @@ mod tests {
             redact_url("postgres://steward:secretpw@127.0.0.1:5432/db"),
             "postgres://steward:***@127.0.0.1:5432/db"
         );
-        assert_eq!(
-            redact_url("postgresql://u:p%40ss@h/db?x=1"),
-            "postgresql://u:***@h/db?x=1"
-        );
+        assert_eq!(redact_url("postgresql://u:p%40ss@h/db?x=1"), "postgresql://u:***@h/db?x=1");
     }
 
     #[test]
@@ -227,25 +220,16 @@ mod tests {
             redact_url("postgres://h/db?user=u&password=hunter2&sslmode=disable"),
             "postgres://h/db?user=u&password=***&sslmode=disable"
         );
-        assert_eq!(
-            redact_url("postgres://h/db?sslPassword=x#frag"),
-            "postgres://h/db?sslPassword=***#frag"
-        );
+        assert_eq!(redact_url("postgres://h/db?sslPassword=x#frag"), "postgres://h/db?sslPassword=***#frag");
     }
 
     #[test]
     fn scrubs_raw_and_decoded_secrets() {
         let url = "postgres://u:p%40ssword@h/db?password=other";
-        assert_eq!(
-            scrub("bad p@ssword, p%40ssword, other", url),
-            "bad ***, ***, ***"
-        );
+        assert_eq!(scrub("bad p@ssword, p%40ssword, other", url), "bad ***, ***, ***");
         assert_eq!(scrub("nothing here", "sqlite:x.db"), "nothing here");
         assert_eq!(
-            scrub(
-                "password authentication failed for user \"steward\"",
-                "postgres://steward:steward@h/db"
-            ),
+            scrub("password authentication failed for user \"steward\"", "postgres://steward:steward@h/db"),
             "password authentication failed for user \"steward\""
         );
     }
@@ -264,26 +248,14 @@ mod tests {
         assert!(sqlite_is_memory("sqlite://:memory:"));
         assert!(sqlite_is_memory("sqlite://?mode=memory"));
         assert!(!sqlite_is_memory("sqlite://x.db?mode=rwc"));
-        assert_eq!(
-            sqlite_with_default_mode("sqlite:x.db"),
-            "sqlite:x.db?mode=rwc"
-        );
-        assert_eq!(
-            sqlite_with_default_mode("sqlite:x.db?cache=shared"),
-            "sqlite:x.db?cache=shared&mode=rwc"
-        );
-        assert_eq!(
-            sqlite_with_default_mode("sqlite:x.db?mode=ro"),
-            "sqlite:x.db?mode=ro"
-        );
+        assert_eq!(sqlite_with_default_mode("sqlite:x.db"), "sqlite:x.db?mode=rwc");
+        assert_eq!(sqlite_with_default_mode("sqlite:x.db?cache=shared"), "sqlite:x.db?cache=shared&mode=rwc");
+        assert_eq!(sqlite_with_default_mode("sqlite:x.db?mode=ro"), "sqlite:x.db?mode=ro");
         assert_eq!(
             sqlite_url_for_path(std::path::Path::new("/tmp/a b/50%?#.db")).as_deref(),
             Some("sqlite:///tmp/a b/50%25%3F%23.db?mode=rwc")
         );
-        assert_eq!(
-            sqlite_url_for_path(std::path::Path::new("rel/x.db")).as_deref(),
-            Some("sqlite:rel/x.db?mode=rwc")
-        );
+        assert_eq!(sqlite_url_for_path(std::path::Path::new("rel/x.db")).as_deref(), Some("sqlite:rel/x.db?mode=rwc"));
     }
 
     #[test]

@@ -19,6 +19,4 @@
 
 mod scripted;
 
-pub use scripted::{
-    RecordedRequest, Reply, ScriptedCall, ScriptedLlm, EXHAUSTED_MESSAGE, MODEL_ID,
-};
+pub use scripted::{RecordedRequest, Reply, ScriptedCall, ScriptedLlm, EXHAUSTED_MESSAGE, MODEL_ID};

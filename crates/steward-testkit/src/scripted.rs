@@ -62,10 +62,7 @@ pub enum Reply {
     /// Streaming: sends the role chunk and then `content` split into
     /// `after_chunks` content chunks, then drops the connection without a
     /// `finish_reason` or `[DONE]`. Non-streaming: HTTP 500.
-    CutStream {
-        content: String,
-        after_chunks: usize,
-    },
+    CutStream { content: String, after_chunks: usize },
     /// HTTP 200 with this body, which should be neither JSON nor SSE.
     Garbage { body: String },
 }
@@ -88,11 +85,7 @@ fn empty_object() -> String {
 
 impl ScriptedCall {
     pub fn new(name: impl Into<String>, arguments: impl Into<String>) -> Self {
-        ScriptedCall {
-            id: None,
-            name: name.into(),
-            arguments: arguments.into(),
-        }
+        ScriptedCall { id: None, name: name.into(), arguments: arguments.into() }
     }
 
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
@@ -103,54 +96,35 @@ impl ScriptedCall {
 
 impl Reply {
     pub fn text(content: impl Into<String>) -> Self {
-        Reply::Text {
-            content: content.into(),
-        }
+        Reply::Text { content: content.into() }
     }
 
     /// One tool call and no text.
     pub fn tool_call(name: impl Into<String>, arguments: impl Into<String>) -> Self {
-        Reply::ToolCalls {
-            calls: vec![ScriptedCall::new(name, arguments)],
-            content: None,
-        }
+        Reply::ToolCalls { calls: vec![ScriptedCall::new(name, arguments)], content: None }
     }
 
     pub fn tool_calls(calls: Vec<ScriptedCall>) -> Self {
-        Reply::ToolCalls {
-            calls,
-            content: None,
-        }
+        Reply::ToolCalls { calls, content: None }
     }
 
     /// An error with OpenAI's body shape:
     /// `{"error":{"message","type","param":null,"code"}}`.
     pub fn error(status: u16, kind: &str, code: Option<&str>, message: &str) -> Self {
-        Reply::Error {
-            status,
-            body: error_body(message, kind, code),
-            retry_after: None,
-        }
+        Reply::Error { status, body: error_body(message, kind, code), retry_after: None }
     }
 
     /// HTTP 429 `rate_limit_exceeded` with a `Retry-After` header.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Reply::Error {
             status: 429,
-            body: error_body(
-                "Rate limit reached (scripted)",
-                "requests",
-                Some("rate_limit_exceeded"),
-            ),
+            body: error_body("Rate limit reached (scripted)", "requests", Some("rate_limit_exceeded")),
             retry_after: Some(retry_after_secs),
         }
     }
 
     pub fn delay(ms: u64, then: Reply) -> Self {
-        Reply::Delay {
-            ms,
-            then: Box::new(then),
-        }
+        Reply::Delay { ms, then: Box::new(then) }
     }
 }
 
@@ -168,9 +142,7 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 }
 
@@ -190,9 +162,7 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Script> {
         // A panic while holding the lock cannot leave the script half-updated
         // in a way that matters to tests, so a poisoned lock is still used.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -205,9 +175,7 @@ pub struct ScriptedLlm {
 
 impl std::fmt::Debug for ScriptedLlm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScriptedLlm")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("ScriptedLlm").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -308,13 +276,7 @@ fn router(shared: Shared) -> Router {
 
 // ------------------------------------------------------------------ OpenAI side
 
-fn record(
-    shared: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Option<Value> {
+fn record(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Option<Value> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -331,10 +293,7 @@ fn record(
         None if body.is_empty() => Value::Null,
         None => Value::String(String::from_utf8_lossy(body).into_owned()),
     };
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| uri.path().to_string());
+    let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| uri.path().to_string());
     shared.lock().requests.push(RecordedRequest {
         method: method.to_string(),
         path,
@@ -344,12 +303,7 @@ fn record(
     parsed
 }
 
-async fn models(
-    State(shared): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+async fn models(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     record(&shared, &method, &uri, &headers, &Bytes::new());
     axum::Json(json!({
         "object": "list",
@@ -367,10 +321,7 @@ async fn not_found(
 ) -> Response {
     record(&shared, &method, &uri, &headers, &body);
     let message = format!("scripted LLM: no route for {method} {}", uri.path());
-    json_response(
-        StatusCode::NOT_FOUND,
-        &error_body(&message, "invalid_request_error", Some("unknown_url")),
-    )
+    json_response(StatusCode::NOT_FOUND, &error_body(&message, "invalid_request_error", Some("unknown_url")))
 }
 
 async fn chat_completions(
@@ -382,22 +333,17 @@ async fn chat_completions(
 ) -> Response {
     let Some(request) = record(&shared, &method, &uri, &headers, &body) else {
         let message = "scripted LLM: the request body is not JSON";
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            &error_body(message, "invalid_request_error", None),
-        );
+        return json_response(StatusCode::BAD_REQUEST, &error_body(message, "invalid_request_error", None));
     };
     let (reply, seq) = {
         let mut script = shared.lock();
         script.served += 1;
-        let reply = script
-            .replies
-            .pop_front()
-            .or_else(|| script.default.clone());
+        let reply = script.replies.pop_front().or_else(|| script.default.clone());
         (reply, script.served)
     };
     let Some(reply) = reply else {
-        let message = format!("{EXHAUSTED_MESSAGE}: request {seq} arrived but no scripted reply is left and no default is set");
+        let message =
+            format!("{EXHAUSTED_MESSAGE}: request {seq} arrived but no scripted reply is left and no default is set");
         return json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &error_body(&message, "server_error", Some("script_exhausted")),
@@ -429,27 +375,16 @@ struct Answer {
 
 impl Answer {
     fn new(request: &Value, seq: u64) -> Self {
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let prompt_chars: usize = request["messages"]
-            .as_array()
-            .map(|ms| ms.iter().map(|m| content_chars(&m["content"])).sum())
-            .unwrap_or(0);
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let prompt_chars: usize =
+            request["messages"].as_array().map(|ms| ms.iter().map(|m| content_chars(&m["content"])).sum()).unwrap_or(0);
         Answer {
             id: format!("chatcmpl-scripted-{seq}"),
             seq,
             created,
-            model: request["model"]
-                .as_str()
-                .filter(|m| !m.is_empty())
-                .unwrap_or(MODEL_ID)
-                .to_string(),
+            model: request["model"].as_str().filter(|m| !m.is_empty()).unwrap_or(MODEL_ID).to_string(),
             stream: request["stream"].as_bool().unwrap_or(false),
-            include_usage: request["stream_options"]["include_usage"]
-                .as_bool()
-                .unwrap_or(false),
+            include_usage: request["stream_options"]["include_usage"].as_bool().unwrap_or(false),
             prompt_tokens: tokens(prompt_chars),
         }
     }
@@ -458,59 +393,38 @@ impl Answer {
         match reply {
             Reply::Text { content } => self.completion(Some(&content), &[]),
             Reply::ToolCalls { calls, content } => self.completion(content.as_deref(), &calls),
-            Reply::Error {
-                status,
-                body,
-                retry_after,
-            } => {
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Reply::Error { status, body, retry_after } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let mut response = json_response(status, &body);
                 if let Some(secs) = retry_after {
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 }
                 response
             }
-            Reply::CutStream {
-                content,
-                after_chunks,
-            } => {
+            Reply::CutStream { content, after_chunks } => {
                 if !self.stream {
-                    let message = "scripted LLM: the stream was cut (CutStream answers non-streaming requests with 500)";
+                    let message =
+                        "scripted LLM: the stream was cut (CutStream answers non-streaming requests with 500)";
                     return json_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         &error_body(message, "server_error", None),
                     );
                 }
-                let mut frames = vec![self.frame(
-                    json!({"role": "assistant", "content": "", "refusal": null}),
-                    None,
-                )];
+                let mut frames = vec![self.frame(json!({"role": "assistant", "content": "", "refusal": null}), None)];
                 for piece in split_pieces(&content, after_chunks) {
                     frames.push(self.frame(json!({"content": piece}), None));
                 }
                 let head = futures::stream::iter(frames.into_iter().map(Ok::<Bytes, io::Error>));
                 let cut = futures::stream::once(async {
                     tokio::time::sleep(CUT_PAUSE).await;
-                    Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "scripted LLM: stream cut",
-                    ))
+                    Err(io::Error::new(io::ErrorKind::ConnectionAborted, "scripted LLM: stream cut"))
                 });
                 sse_response(Body::from_stream(head.chain(cut)))
             }
             Reply::Garbage { body } => {
-                let content_type = if self.stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                };
+                let content_type = if self.stream { "text/event-stream" } else { "application/json" };
                 let mut response = (StatusCode::OK, body).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 response
             }
             // Unwrapped by the caller; answering it again is harmless.
@@ -520,10 +434,7 @@ impl Answer {
 
     fn usage(&self, content: Option<&str>, calls: &[ScriptedCall]) -> Value {
         let chars = content.map(|c| c.chars().count()).unwrap_or(0)
-            + calls
-                .iter()
-                .map(|c| c.name.chars().count() + c.arguments.chars().count())
-                .sum::<usize>();
+            + calls.iter().map(|c| c.name.chars().count() + c.arguments.chars().count()).sum::<usize>();
         let completion = tokens(chars);
         json!({
             "prompt_tokens": self.prompt_tokens,
@@ -533,17 +444,11 @@ impl Answer {
     }
 
     fn call_id(&self, index: usize, call: &ScriptedCall) -> String {
-        call.id
-            .clone()
-            .unwrap_or_else(|| format!("call_{}_{index}", self.seq))
+        call.id.clone().unwrap_or_else(|| format!("call_{}_{index}", self.seq))
     }
 
     fn completion(&self, content: Option<&str>, calls: &[ScriptedCall]) -> Response {
-        let finish = if calls.is_empty() {
-            "stop"
-        } else {
-            "tool_calls"
-        };
+        let finish = if calls.is_empty() { "stop" } else { "tool_calls" };
         if !self.stream {
             let mut message = json!({"role": "assistant", "content": content, "refusal": null});
             if !calls.is_empty() {
@@ -575,10 +480,7 @@ impl Answer {
         let text = content.filter(|c| !c.is_empty());
         let mut role_sent = false;
         if text.is_some() || calls.is_empty() {
-            frames.push(self.frame(
-                json!({"role": "assistant", "content": "", "refusal": null}),
-                None,
-            ));
+            frames.push(self.frame(json!({"role": "assistant", "content": "", "refusal": null}), None));
             role_sent = true;
         }
         for piece in text.map(|t| split_pieces(t, 3)).unwrap_or_default() {
@@ -599,10 +501,7 @@ impl Answer {
             };
             frames.push(self.frame(delta, None));
             for piece in split_pieces(&call.arguments, 3) {
-                frames.push(self.frame(
-                    json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
-                    None,
-                ));
+                frames.push(self.frame(json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}), None));
             }
         }
         frames.push(self.frame(json!({}), Some(finish)));
@@ -619,9 +518,7 @@ impl Answer {
             frames.push(sse_frame(&chunk));
         }
         frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-        sse_response(Body::from_stream(futures::stream::iter(
-            frames.into_iter().map(Ok::<Bytes, io::Error>),
-        )))
+        sse_response(Body::from_stream(futures::stream::iter(frames.into_iter().map(Ok::<Bytes, io::Error>))))
     }
 
     /// One `chat.completion.chunk` frame with a single choice.
@@ -645,11 +542,7 @@ impl Answer {
 fn content_chars(content: &Value) -> usize {
     match content {
         Value::String(s) => s.chars().count(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .map(|t| t.chars().count())
-            .sum(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).map(|t| t.chars().count()).sum(),
         _ => 0,
     }
 }
@@ -685,10 +578,7 @@ fn sse_frame(chunk: &Value) -> Bytes {
 fn sse_response(body: Body) -> Response {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
@@ -713,10 +603,7 @@ enum OneOrMany {
 
 fn bad_admin_request(what: &str, e: &serde_json::Error) -> Response {
     let message = format!("scripted LLM: {what}: {e}");
-    json_response(
-        StatusCode::BAD_REQUEST,
-        &error_body(&message, "invalid_request_error", None),
-    )
+    json_response(StatusCode::BAD_REQUEST, &error_body(&message, "invalid_request_error", None))
 }
 
 async fn admin_script(State(shared): State<Shared>, body: Bytes) -> Response {
@@ -728,10 +615,7 @@ async fn admin_script(State(shared): State<Shared>, body: Bytes) -> Response {
     let mut script = shared.lock();
     let added = replies.len();
     script.replies.extend(replies);
-    json_response(
-        StatusCode::OK,
-        &json!({"added": added, "queued": script.replies.len()}),
-    )
+    json_response(StatusCode::OK, &json!({"added": added, "queued": script.replies.len()}))
 }
 
 async fn admin_default(State(shared): State<Shared>, body: Bytes) -> Response {
@@ -750,10 +634,7 @@ async fn admin_default(State(shared): State<Shared>, body: Bytes) -> Response {
 
 async fn admin_requests(State(shared): State<Shared>) -> Response {
     let requests = shared.lock().requests.clone();
-    json_response(
-        StatusCode::OK,
-        &serde_json::to_value(requests).unwrap_or(Value::Null),
-    )
+    json_response(StatusCode::OK, &serde_json::to_value(requests).unwrap_or(Value::Null))
 }
 
 async fn admin_reset(State(shared): State<Shared>) -> Response {
@@ -787,17 +668,8 @@ mod tests {
         let replies: Vec<Reply> = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(replies[0], Reply::text("hi"));
         assert_eq!(replies[1], Reply::tool_call("f", "{}"));
-        assert!(matches!(
-            replies[2],
-            Reply::Error {
-                status: 429,
-                retry_after: Some(2),
-                ..
-            }
-        ));
-        assert!(
-            matches!(&replies[3], Reply::Delay { ms: 5, then } if matches!(**then, Reply::Garbage { .. }))
-        );
+        assert!(matches!(replies[2], Reply::Error { status: 429, retry_after: Some(2), .. }));
+        assert!(matches!(&replies[3], Reply::Delay { ms: 5, then } if matches!(**then, Reply::Garbage { .. })));
         let round_trip = serde_json::to_value(&replies[4]).unwrap_or_default();
         assert_eq!(round_trip["type"], "cut_stream");
     }

@@ -91,7 +91,8 @@ impl Client {
                 if let Some(d) = line.strip_prefix("data:") {
                     data.push_str(d.trim_start());
                 } else if line.is_empty() && !data.is_empty() {
-                    let event: Event = serde_json::from_str(&data).with_context(|| format!("unexpected event from the server: {data}"))?;
+                    let event: Event = serde_json::from_str(&data)
+                        .with_context(|| format!("unexpected event from the server: {data}"))?;
                     data.clear();
                     match event {
                         Event::TextDelta { delta, .. } => {
@@ -122,7 +123,13 @@ impl Client {
     }
 }
 
-pub async fn ask(url: &str, key: Option<String>, agent: &str, conversation: Option<String>, question: &str) -> anyhow::Result<()> {
+pub async fn ask(
+    url: &str,
+    key: Option<String>,
+    agent: &str,
+    conversation: Option<String>,
+    question: &str,
+) -> anyhow::Result<()> {
     let client = Client::new(url, key)?;
     let id = match conversation {
         Some(id) => id,

@@ -202,7 +202,12 @@ pub struct ConfigError(pub Vec<Problem>);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "the configuration is invalid ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "the configuration is invalid ({} problem{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
         for p in &self.0 {
             writeln!(f, "  - {p}")?;
         }
@@ -382,7 +387,7 @@ impl Config {
             if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
                 p.push(Problem {
                     key: "storage.database_url (DATABASE_URL)".into(),
-                    message: format!("unsupported database URL scheme in '{}'", mask_url(u)),
+                    message: format!("unsupported database URL scheme in '{}'", steward_store::redact_url(u)),
                     fix: "use sqlite:<path> or postgres://user:password@host:5432/dbname, or unset it for the embedded SQLite database".into(),
                 });
             }
@@ -434,11 +439,13 @@ impl Config {
             });
         }
         for id in f.agents.keys() {
-            let ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            let ok = !id.is_empty()
+                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
             if !ok {
                 p.push(Problem {
                     key: format!("agents.{id}"),
-                    message: "an agent id is used as a model name and must be lowercase letters, digits, '-' or '_'".into(),
+                    message: "an agent id is used as a model name and must be lowercase letters, digits, '-' or '_'"
+                        .into(),
                     fix: "rename the section, e.g. [agents.energy-helper]".into(),
                 });
             }
@@ -454,7 +461,8 @@ impl Config {
     }
 
     pub fn is_loopback(&self) -> bool {
-        self.file.server.host == "localhost" || self.file.server.host.parse::<IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
+        self.file.server.host == "localhost"
+            || self.file.server.host.parse::<IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
     }
 
     /// The database URL, defaulting to SQLite in the data directory.
@@ -484,9 +492,10 @@ impl Config {
         let mut shown = self.file.clone();
         if let Some(url) = &shown.storage.database_url {
             // The URL is shown with only its password hidden.
-            shown.storage.database_url = Some(Secret::new(mask_url(url.expose())));
+            shown.storage.database_url = Some(Secret::new(steward_store::redact_url(url.expose())));
         }
-        let mut text = toml::to_string_pretty(&DisplayConfig { config: &shown }).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+        let mut text = toml::to_string_pretty(&DisplayConfig { config: &shown })
+            .unwrap_or_else(|e| format!("# cannot render: {e}\n"));
         if let Some(url) = &shown.storage.database_url {
             text = text.replace("database_url = \"********\"", &format!("database_url = \"{}\"", url.expose()));
         }
@@ -533,26 +542,6 @@ fn apply_llm_env(llm: &mut LlmSection, env: &dyn Env) {
             }
         }
         Some(ProviderKind::None) | None => {}
-    }
-}
-
-/// Hides the password of a URL such as `postgres://user:pw@host/db`.
-pub fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:********@{host}{path}")
-            } else {
-                format!("{scheme}://{user}@{host}{path}")
-            }
-        }
-        None => url.to_string(),
     }
 }
 
@@ -643,7 +632,7 @@ mod tests {
         .unwrap();
         let text = c.render();
         assert!(!text.contains("sk-very-secret") && !text.contains("hunter2"), "{text}");
-        assert!(text.contains("postgres://steward:********@db:5432/steward"), "{text}");
+        assert!(text.contains("postgres://steward:***@db:5432/steward"), "{text}");
         assert!(text.contains("api_key = \"********\""), "{text}");
         assert!(!format!("{c:?}").contains("hunter2"));
     }

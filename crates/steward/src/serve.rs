@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use steward_core::tools::CurrentTime;
-use steward_core::{AgentRegistry, Clock, Engine, EngineLimits, EngineParts, Llm, Store, SystemClock, ToolRegistry, UnconfiguredLlm};
+use steward_core::{
+    AgentRegistry, Clock, Engine, EngineLimits, EngineParts, Llm, Store, SystemClock, ToolRegistry, UnconfiguredLlm,
+};
 use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_server::{ApiKeys, AppState, ServerSettings};
 use steward_store::SqlStore;
@@ -124,7 +126,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "steward listening"
     );
     if llm.name() == "none" {
-        tracing::warn!("no language model is configured: set OPENAI_API_KEY/OPENAI_BASE_URL or OLLAMA_HOST to enable answers");
+        tracing::warn!(
+            "no language model is configured: set OPENAI_API_KEY/OPENAI_BASE_URL or OLLAMA_HOST to enable answers"
+        );
     }
     let state = AppState::new(engine, ServerSettings { api_keys: keys, max_body_bytes: server.max_body_bytes });
     steward_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;

@@ -198,7 +198,9 @@ impl Engine {
         let agent = self.resolve_agent(&turn.agent)?.clone();
         let store = &self.inner.store;
         let existing = match &turn.conversation_id {
-            Some(id) => Some(store.get_conversation(id).await?.ok_or_else(|| EngineError::ConversationNotFound(id.clone()))?),
+            Some(id) => {
+                Some(store.get_conversation(id).await?.ok_or_else(|| EngineError::ConversationNotFound(id.clone()))?)
+            }
             None => None,
         };
 
@@ -219,7 +221,11 @@ impl Engine {
             }
             TurnInput::History { messages } => {
                 match messages.last() {
-                    None => return Err(EngineError::InvalidInput("messages is empty; send at least one user message".into())),
+                    None => {
+                        return Err(EngineError::InvalidInput(
+                            "messages is empty; send at least one user message".into(),
+                        ))
+                    }
                     Some(last) if last.role != Role::User => {
                         return Err(EngineError::InvalidInput(format!(
                             "the last message must be from the user, not '{}'",
@@ -262,11 +268,7 @@ impl Engine {
 
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let cancelled = Arc::new(AtomicBool::new(false));
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(turn_id.clone(), cancelled.clone());
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).insert(turn_id.clone(), cancelled.clone());
 
         let run = TurnRun {
             engine: self.clone(),
@@ -355,8 +357,12 @@ impl TurnRun {
         })
         .await;
         for m in stored_input {
-            self.emit(Event::MessageStored { turn_id: self.turn_id.clone(), message_id: m.id.clone(), message: m.to_message() })
-                .await;
+            self.emit(Event::MessageStored {
+                turn_id: self.turn_id.clone(),
+                message_id: m.id.clone(),
+                message: m.to_message(),
+            })
+            .await;
         }
 
         let (outcome, steps) = self.run_steps().await;
@@ -409,8 +415,12 @@ impl TurnRun {
             )
             .await?;
         for m in stored {
-            self.emit(Event::MessageStored { turn_id: self.turn_id.clone(), message_id: m.id.clone(), message: m.to_message() })
-                .await;
+            self.emit(Event::MessageStored {
+                turn_id: self.turn_id.clone(),
+                message_id: m.id.clone(),
+                message: m.to_message(),
+            })
+            .await;
         }
         Ok(())
     }
@@ -495,7 +505,8 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
                 match chunk? {
                     LlmChunk::Text(t) if t.is_empty() => {}
                     LlmChunk::Text(t) => {
-                        let delta = if out.text.is_empty() && self.text_streamed { format!("\n\n{t}") } else { t.clone() };
+                        let delta =
+                            if out.text.is_empty() && self.text_streamed { format!("\n\n{t}") } else { t.clone() };
                         self.emit(Event::TextDelta { turn_id: self.turn_id.clone(), delta }).await;
                         out.text.push_str(&t);
                     }
@@ -527,7 +538,9 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
                 span.record("outcome", e.kind.as_str());
                 match e.kind {
                     // Not an error of the turn: the user is told how to set one up.
-                    LlmErrorKind::NotConfigured => Err(self.say(NOT_CONFIGURED_HELP.to_string(), FinishReason::Stop).await),
+                    LlmErrorKind::NotConfigured => {
+                        Err(self.say(NOT_CONFIGURED_HELP.to_string(), FinishReason::Stop).await)
+                    }
                     LlmErrorKind::Authentication
                     | LlmErrorKind::RateLimited { .. }
                     | LlmErrorKind::Overloaded
@@ -586,7 +599,11 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
                 inner.metrics.tool_calls_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::Span::current().record("outcome", "unknown_tool");
                 let available = self.agent.tools.join(", ");
-                return (false, format!("error: there is no tool named '{}'; available tools: {available}", call.name), false);
+                return (
+                    false,
+                    format!("error: there is no tool named '{}'; available tools: {available}", call.name),
+                    false,
+                );
             };
             let spec = tool.spec();
             let args = match parse_arguments(&call.arguments) {
@@ -616,7 +633,11 @@ which cannot be requested here. Nothing was changed. Tell the user what you woul
                 Decision::Deny => {
                     inner.metrics.tool_calls_blocked.fetch_add(1, Ordering::Relaxed);
                     tracing::Span::current().record("outcome", "denied");
-                    return (false, format!("not executed: policy denies '{}'. Nothing was changed.", spec.name), false);
+                    return (
+                        false,
+                        format!("not executed: policy denies '{}'. Nothing was changed.", spec.name),
+                        false,
+                    );
                 }
             }
             let ctx = ToolContext {

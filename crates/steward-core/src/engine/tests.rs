@@ -208,7 +208,9 @@ fn tool_results(events: &[Event]) -> Vec<(String, bool, String, bool)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::ToolResult { name, ok, output, truncated, .. } => Some((name.clone(), *ok, output.clone(), *truncated)),
+            Event::ToolResult { name, ok, output, truncated, .. } => {
+                Some((name.clone(), *ok, output.clone(), *truncated))
+            }
             _ => None,
         })
         .collect()
@@ -216,7 +218,10 @@ fn tool_results(events: &[Event]) -> Vec<(String, bool, String, bool)> {
 
 #[tokio::test]
 async fn a_plain_answer_streams_and_is_stored() {
-    let f = fixture(vec![Ok(vec![text("Hel"), text("lo"), LlmChunk::Usage(Usage { prompt_tokens: 7, completion_tokens: 2 })])], 4);
+    let f = fixture(
+        vec![Ok(vec![text("Hel"), text("lo"), LlmChunk::Usage(Usage { prompt_tokens: 7, completion_tokens: 2 })])],
+        4,
+    );
     let (handle, events) = run(&f.engine, "hi").await;
     let deltas: String = events
         .iter()
@@ -233,10 +238,10 @@ async fn a_plain_answer_streams_and_is_stored() {
         _ => unreachable!(),
     }
     let stored = f.store.list_messages(&handle.conversation_id).await.unwrap();
-    assert_eq!(stored.iter().map(|m| (m.role, m.content.as_str())).collect::<Vec<_>>(), vec![
-        (Role::User, "hi"),
-        (Role::Assistant, "Hello")
-    ]);
+    assert_eq!(
+        stored.iter().map(|m| (m.role, m.content.as_str())).collect::<Vec<_>>(),
+        vec![(Role::User, "hi"), (Role::Assistant, "Hello")]
+    );
     let conv = f.store.get_conversation(&handle.conversation_id).await.unwrap().unwrap();
     assert_eq!(conv.title.as_deref(), Some("hi"));
     // The model saw the agent's prompt first, then the user.
@@ -249,16 +254,13 @@ async fn a_plain_answer_streams_and_is_stored() {
 #[tokio::test]
 async fn tool_calls_run_in_parallel_and_results_go_back_to_the_model() {
     let f = fixture(
-        vec![
-            Ok(vec![call("a", "echo", r#"{"q":1}"#), call("b", "echo", r#"{"q":2}"#)]),
-            Ok(vec![text("done")]),
-        ],
+        vec![Ok(vec![call("a", "echo", r#"{"q":1}"#), call("b", "echo", r#"{"q":2}"#)]), Ok(vec![text("done")])],
         4,
     );
     let (handle, events) = run(&f.engine, "go").await;
     assert_eq!(finished(&events), (FinishReason::Stop, 2));
     assert_eq!(f.echo.calls.lock().unwrap().len(), 2);
-    let second = &f.llm.seen.lock().unwrap()[1];
+    let second = f.llm.seen.lock().unwrap()[1].clone();
     let tail: Vec<_> = second.messages.iter().rev().take(3).rev().cloned().collect();
     assert_eq!(tail[0].tool_calls.len(), 2);
     assert_eq!(tail[1], Message::tool("a", "echo", "echoed"));
@@ -288,7 +290,7 @@ async fn big_output_is_capped_with_advice_to_narrow() {
     assert!(results[0].2.starts_with(&"x".repeat(64)));
     assert!(!results[0].2.starts_with(&"x".repeat(65)));
     assert!(results[0].2.contains("narrow"));
-    let second = &f.llm.seen.lock().unwrap()[1];
+    let second = f.llm.seen.lock().unwrap()[1].clone();
     assert!(second.messages.last().unwrap().content.contains("truncated"));
 }
 
@@ -306,7 +308,10 @@ async fn a_mutating_tool_is_not_executed_without_approval() {
 #[tokio::test]
 async fn bad_arguments_and_unknown_tools_are_reported_to_the_model() {
     let f = fixture(
-        vec![Ok(vec![call("a", "echo", "{not json"), call("b", "nope", "{}"), call("c", "echo", "[1]")]), Ok(vec![text("ok")])],
+        vec![
+            Ok(vec![call("a", "echo", "{not json"), call("b", "nope", "{}"), call("c", "echo", "[1]")]),
+            Ok(vec![text("ok")]),
+        ],
         4,
     );
     let (_, events) = run(&f.engine, "go").await;
@@ -375,7 +380,8 @@ async fn a_failing_model_ends_the_turn_with_an_error_naming_the_provider() {
 #[tokio::test]
 async fn history_input_is_the_context_and_continuing_stores_only_the_new_message() {
     let f = fixture(vec![Ok(vec![text("one")]), Ok(vec![text("two")])], 4);
-    let history = vec![Message::system("client prompt"), Message::user("a"), Message::assistant("b"), Message::user("c")];
+    let history =
+        vec![Message::system("client prompt"), Message::user("a"), Message::assistant("b"), Message::user("c")];
     let mut h = f
         .engine
         .start_turn(UserTurn {
@@ -413,7 +419,11 @@ async fn invalid_turns_are_refused_before_anything_is_stored() {
     let f = fixture(vec![], 4);
     let bad_agent = f
         .engine
-        .start_turn(UserTurn { conversation_id: None, agent: "nobody".into(), input: TurnInput::Message { content: "x".into() } })
+        .start_turn(UserTurn {
+            conversation_id: None,
+            agent: "nobody".into(),
+            input: TurnInput::Message { content: "x".into() },
+        })
         .await
         .unwrap_err();
     assert_eq!(bad_agent.code(), ErrorCode::ModelNotFound);
@@ -446,7 +456,11 @@ async fn cancel_stops_a_turn_at_the_next_step() {
     let f = fixture(vec![Ok(vec![call("a", "slow", "{}")]), Ok(vec![text("never")])], 4);
     let mut h = f
         .engine
-        .start_turn(UserTurn { conversation_id: None, agent: "architect".into(), input: TurnInput::Message { content: "x".into() } })
+        .start_turn(UserTurn {
+            conversation_id: None,
+            agent: "architect".into(),
+            input: TurnInput::Message { content: "x".into() },
+        })
         .await
         .unwrap();
     // Wait until the tool is running, then cancel.
@@ -463,4 +477,58 @@ async fn cancel_stops_a_turn_at_the_next_step() {
     assert!(matches!(last, Some(Event::TurnFinished { finish_reason: FinishReason::Cancelled, .. })), "{last:?}");
     assert_eq!(f.llm.seen.lock().unwrap().len(), 1);
     let _ = (&f.slow, &f.big);
+}
+
+/// Waits until `n` calls are inside it at once: if calls ran one after
+/// another, the first would time out.
+struct Rendezvous {
+    spec: ToolSpec,
+    barrier: tokio::sync::Barrier,
+}
+
+#[async_trait]
+impl Tool for Rendezvous {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    async fn call(&self, _arguments: serde_json::Value, _ctx: &ToolContext) -> Result<String, ToolError> {
+        self.barrier.wait().await;
+        Ok("met".into())
+    }
+}
+
+#[tokio::test]
+async fn tool_calls_of_one_step_run_concurrently() {
+    let llm = ScriptLlm::new(vec![
+        Ok(vec![call("a", "meet", "{}"), call("b", "meet", "{}"), call("c", "meet", "{}")]),
+        Ok(vec![text("ok")]),
+    ]);
+    let mut tools = ToolRegistry::new();
+    tools.register(Arc::new(Rendezvous {
+        spec: ToolSpec {
+            name: "meet".into(),
+            description: "waits for the others".into(),
+            parameters: serde_json::json!({"type": "object"}),
+            effect: Effect::Read,
+            timeout: Duration::from_secs(5),
+            output_cap: 64,
+        },
+        barrier: tokio::sync::Barrier::new(3),
+    }));
+    let mut agents = AgentRegistry::builtin();
+    let mut profile = AgentProfile::architect();
+    profile.tools = vec!["meet".into()];
+    agents.insert(profile);
+    let engine = Engine::new(EngineParts {
+        llm,
+        store: Arc::new(MemStore::default()),
+        tools,
+        agents,
+        clock: Arc::new(crate::SystemClock),
+        limits: EngineLimits { max_steps: 4, max_parallel_tools: 3 },
+    });
+    let (_, events) = run(&engine, "go").await;
+    let results = tool_results(&events);
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| r.1 && r.2 == "met"), "{results:?}");
 }

@@ -9,9 +9,7 @@ use steward_testkit::ScriptedLlm;
 pub const KEY: &str = "sk-test-SECRET-0123456789";
 
 pub async fn server() -> ScriptedLlm {
-    ScriptedLlm::start()
-        .await
-        .expect("start the scripted server")
+    ScriptedLlm::start().await.expect("start the scripted server")
 }
 
 pub fn config(base_url: &str) -> OpenAiConfig {
@@ -44,10 +42,7 @@ pub fn clock_tool() -> ToolDefinition {
 }
 
 /// Every item of a call's stream; a stream error ends the list.
-pub async fn collect(
-    llm: &impl Llm,
-    request: LlmRequest,
-) -> Result<Vec<Result<LlmChunk, LlmError>>, LlmError> {
+pub async fn collect(llm: &impl Llm, request: LlmRequest) -> Result<Vec<Result<LlmChunk, LlmError>>, LlmError> {
     let mut stream = llm.stream(request).await?;
     let mut items = Vec::new();
     while let Some(item) = stream.next().await {
@@ -60,9 +55,6 @@ pub async fn collect(
 pub async fn failure(llm: &impl Llm, request: LlmRequest) -> LlmError {
     match collect(llm, request).await {
         Err(e) => e,
-        Ok(items) => items
-            .into_iter()
-            .find_map(Result::err)
-            .unwrap_or_else(|| panic!("expected the call to fail")),
+        Ok(items) => items.into_iter().find_map(Result::err).unwrap_or_else(|| panic!("expected the call to fail")),
     }
 }

@@ -11,12 +11,7 @@ async fn rate_limits_carry_retry_after() {
     let server = server().await;
     server.push(Reply::rate_limited(2));
     let err = failure(&provider(&server), request("hi")).await;
-    assert_eq!(
-        err.kind,
-        LlmErrorKind::RateLimited {
-            retry_after: Some(Duration::from_secs(2))
-        }
-    );
+    assert_eq!(err.kind, LlmErrorKind::RateLimited { retry_after: Some(Duration::from_secs(2)) });
     assert_eq!(err.provider, "openai");
     assert!(err.message.contains("429"), "{}", err.message);
 }
@@ -26,26 +21,12 @@ async fn a_rejected_key_is_an_authentication_error_that_never_shows_the_key() {
     let server = server().await;
     // A careless server echoing the whole key back.
     let message = format!("Incorrect API key provided: {KEY}. You can find your API key at …");
-    server.push(Reply::error(
-        401,
-        "invalid_request_error",
-        Some("invalid_api_key"),
-        &message,
-    ));
+    server.push(Reply::error(401, "invalid_request_error", Some("invalid_api_key"), &message));
     let llm = provider(&server);
     let err = failure(&llm, request("hi")).await;
     assert_eq!(err.kind, LlmErrorKind::Authentication);
-    assert!(
-        err.message.contains("Incorrect API key provided"),
-        "{}",
-        err.message
-    );
-    for shown in [
-        err.message.clone(),
-        err.to_string(),
-        format!("{err:?}"),
-        format!("{llm:?}"),
-    ] {
+    assert!(err.message.contains("Incorrect API key provided"), "{}", err.message);
+    for shown in [err.message.clone(), err.to_string(), format!("{err:?}"), format!("{llm:?}")] {
         assert!(!shown.contains(KEY), "the key leaked: {shown}");
     }
 }
@@ -53,25 +34,13 @@ async fn a_rejected_key_is_an_authentication_error_that_never_shows_the_key() {
 #[tokio::test]
 async fn server_errors_keep_their_status() {
     let server = server().await;
-    server.push(Reply::error(
-        500,
-        "server_error",
-        None,
-        "The server had an error while processing your request.",
-    ));
+    server.push(Reply::error(500, "server_error", None, "The server had an error while processing your request."));
     server.push(Reply::error(503, "server_error", None, "overloaded"));
     let llm = provider(&server);
     let err = failure(&llm, request("hi")).await;
     assert_eq!(err.kind, LlmErrorKind::Server { status: 500 });
-    assert!(
-        err.message.contains("The server had an error"),
-        "{}",
-        err.message
-    );
-    assert_eq!(
-        failure(&llm, request("hi")).await.kind,
-        LlmErrorKind::Overloaded
-    );
+    assert!(err.message.contains("The server had an error"), "{}", err.message);
+    assert_eq!(failure(&llm, request("hi")).await.kind, LlmErrorKind::Overloaded);
 }
 
 #[tokio::test]
@@ -89,28 +58,13 @@ async fn client_errors_are_told_apart() {
         Some("context_length_exceeded"),
         "This model's maximum context length is 8192 tokens.",
     ));
-    server.push(Reply::error(
-        400,
-        "invalid_request_error",
-        None,
-        "Invalid value for 'temperature'",
-    ));
+    server.push(Reply::error(400, "invalid_request_error", None, "Invalid value for 'temperature'"));
     let llm = provider(&server);
     let err = failure(&llm, request("hi")).await;
     assert_eq!(err.kind, LlmErrorKind::ModelNotFound);
-    assert!(
-        err.message.contains("gpt-test") && err.message.contains(&server.base_url()),
-        "{}",
-        err.message
-    );
-    assert_eq!(
-        failure(&llm, request("hi")).await.kind,
-        LlmErrorKind::ContextLengthExceeded
-    );
-    assert_eq!(
-        failure(&llm, request("hi")).await.kind,
-        LlmErrorKind::BadRequest
-    );
+    assert!(err.message.contains("gpt-test") && err.message.contains(&server.base_url()), "{}", err.message);
+    assert_eq!(failure(&llm, request("hi")).await.kind, LlmErrorKind::ContextLengthExceeded);
+    assert_eq!(failure(&llm, request("hi")).await.kind, LlmErrorKind::BadRequest);
 }
 
 #[tokio::test]
@@ -124,10 +78,7 @@ async fn an_exhausted_script_is_a_server_error_saying_so() {
 #[tokio::test]
 async fn a_cut_stream_is_a_network_error_after_some_text() {
     let server = server().await;
-    server.push(Reply::CutStream {
-        content: "The answer is".into(),
-        after_chunks: 2,
-    });
+    server.push(Reply::CutStream { content: "The answer is".into(), after_chunks: 2 });
     let items = collect(&provider(&server), request("hi")).await.unwrap();
     let (ok, errors): (Vec<_>, Vec<_>) = items.into_iter().partition(Result::is_ok);
     let text: String = ok
@@ -141,31 +92,18 @@ async fn a_cut_stream_is_a_network_error_after_some_text() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     let err = errors.into_iter().next().unwrap().unwrap_err();
     assert_eq!(err.kind, LlmErrorKind::Network);
-    assert!(
-        err.message
-            .contains("stream ended before the model finished"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("stream ended before the model finished"), "{}", err.message);
 }
 
 #[tokio::test]
 async fn garbage_is_an_invalid_response_quoting_it() {
     let server = server().await;
-    server.push(Reply::Garbage {
-        body: "<html><body>Welcome to nginx!</body></html>".into(),
-    });
-    server.push(Reply::Garbage {
-        body: "data: this is not json\n\n".into(),
-    });
+    server.push(Reply::Garbage { body: "<html><body>Welcome to nginx!</body></html>".into() });
+    server.push(Reply::Garbage { body: "data: this is not json\n\n".into() });
     let llm = provider(&server);
     let err = failure(&llm, request("hi")).await;
     assert_eq!(err.kind, LlmErrorKind::InvalidResponse);
-    assert!(
-        err.message.contains("Welcome to nginx!") && err.message.contains("openai"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("Welcome to nginx!") && err.message.contains("openai"), "{}", err.message);
     let err = failure(&llm, request("hi")).await;
     assert_eq!(err.kind, LlmErrorKind::InvalidResponse);
     assert!(err.message.contains("this is not json"), "{}", err.message);
@@ -182,11 +120,7 @@ async fn a_refused_connection_is_a_network_error_naming_the_url() {
     let err = failure(&llm, request("hi")).await;
     assert_eq!(err.kind, LlmErrorKind::Network);
     assert!(err.message.contains(&base_url), "{}", err.message);
-    assert!(
-        err.message.contains("connection refused"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("connection refused"), "{}", err.message);
     assert!(!err.to_string().contains(KEY));
 }
 
@@ -200,10 +134,6 @@ async fn a_reply_slower_than_the_request_timeout_times_out() {
     let started = std::time::Instant::now();
     let err = failure(&llm, request("hi")).await;
     assert_eq!(err.kind, LlmErrorKind::Timeout);
-    assert!(
-        started.elapsed() < Duration::from_millis(1_500),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(1_500), "took {:?}", started.elapsed());
     assert!(err.message.contains("0.3s"), "{}", err.message);
 }

@@ -42,12 +42,7 @@ async fn calls_are_traced_with_outcome_and_tokens_but_never_the_key() {
     let server = server().await;
     server.push(Reply::text("Hello there"));
     let message = format!("Incorrect API key provided: {KEY}");
-    server.push(Reply::error(
-        401,
-        "invalid_request_error",
-        Some("invalid_api_key"),
-        &message,
-    ));
+    server.push(Reply::error(401, "invalid_request_error", Some("invalid_api_key"), &message));
     let llm = provider(&server);
     llm.complete(request("hi")).await.unwrap();
     assert!(llm.complete(request("hi")).await.is_err());
@@ -55,19 +50,11 @@ async fn calls_are_traced_with_outcome_and_tokens_but_never_the_key() {
     let logs = captured.text();
     assert!(logs.contains("llm_call"), "{logs}");
     assert!(
-        logs.contains("provider=openai")
-            && logs.contains("model=gpt-test")
-            && logs.contains("tier=smart"),
+        logs.contains("provider=openai") && logs.contains("model=gpt-test") && logs.contains("tier=smart"),
         "{logs}"
     );
-    assert!(
-        logs.contains("outcome=\"ok\"") || logs.contains("outcome=ok"),
-        "{logs}"
-    );
-    assert!(
-        logs.contains("prompt_tokens=") && logs.contains("completion_tokens="),
-        "{logs}"
-    );
+    assert!(logs.contains("outcome=\"ok\"") || logs.contains("outcome=ok"), "{logs}");
+    assert!(logs.contains("prompt_tokens=") && logs.contains("completion_tokens="), "{logs}");
     assert!(logs.contains("duration_ms="), "{logs}");
     assert!(logs.contains("authentication"), "{logs}");
     assert!(!logs.contains(KEY), "the key leaked into the logs:\n{logs}");

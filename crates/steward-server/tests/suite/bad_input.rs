@@ -18,7 +18,10 @@ async fn malformed_and_mistyped_bodies_are_400_with_a_reason() {
         (r#"{"model": "architect", "messages": "hi"}"#, "expected a sequence"),
         (r#"{"model": "architect", "messages": []}"#, "'messages' is empty"),
         (r#"{"model": "architect", "messages": [{"role": "wizard", "content": "x"}]}"#, "unknown role 'wizard'"),
-        (r#"{"model": "architect", "messages": [{"role": "assistant", "content": "x"}]}"#, "last message must be from the user"),
+        (
+            r#"{"model": "architect", "messages": [{"role": "assistant", "content": "x"}]}"#,
+            "last message must be from the user",
+        ),
     ];
     for (body, expected) in cases {
         let r = h.post_raw(CHAT, body).await;
@@ -74,7 +77,9 @@ async fn keys_guard_every_route_but_health() {
         assert_eq!(r.status, 401, "{path}");
         assert!(r.error()["message"].as_str().unwrap().contains("missing API key"));
     }
-    let with = |key: &str| Request::get("/v1/models").header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap();
+    let with = |key: &str| {
+        Request::get("/v1/models").header("authorization", format!("Bearer {key}")).body(Body::empty()).unwrap()
+    };
     let r = h.send(with("sk-bad")).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.error()["code"], "invalid_api_key");

@@ -11,7 +11,9 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use steward_core::tools::CurrentTime;
-use steward_core::{AgentRegistry, Clock, Engine, EngineLimits, EngineParts, Llm, SystemClock, ToolRegistry, UnconfiguredLlm};
+use steward_core::{
+    AgentRegistry, Clock, Engine, EngineLimits, EngineParts, Llm, SystemClock, ToolRegistry, UnconfiguredLlm,
+};
 use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_server::{app, ApiKeys, AppState, ServerSettings};
 use steward_store::SqlStore;
@@ -71,7 +73,8 @@ pub async fn harness_with(options: Options) -> Harness {
         clock,
         limits: EngineLimits::default(),
     });
-    let digests = options.keys.iter().map(|k| steward_server::parse_digest(&steward_server::digest_hex(k)).unwrap()).collect();
+    let digests =
+        options.keys.iter().map(|k| steward_server::parse_digest(&steward_server::digest_hex(k)).unwrap()).collect();
     let state = AppState::new(
         engine,
         ServerSettings { api_keys: ApiKeys::new(digests), max_body_bytes: options.max_body_bytes },

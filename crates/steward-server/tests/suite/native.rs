@@ -91,7 +91,9 @@ async fn missing_conversations_and_agents_are_404() {
     // A conversation header naming nothing is a 404, not a new conversation.
     let request = axum::http::Request::post("/v1/chat/completions")
         .header("x-steward-conversation-id", "nope")
-        .body(axum::body::Body::from(json!({"model": "architect", "messages": [{"role": "user", "content": "x"}]}).to_string()))
+        .body(axum::body::Body::from(
+            json!({"model": "architect", "messages": [{"role": "user", "content": "x"}]}).to_string(),
+        ))
         .unwrap();
     assert_eq!(h.send(request).await.status, 404);
 }

@@ -25,7 +25,12 @@ async fn models_lists_the_agents_in_openai_list_format() {
 async fn non_streaming_chat_returns_a_completion_and_stores_the_conversation() {
     let h = harness().await;
     h.llm().push(Scripted::text("The house is quiet."));
-    let r = h.post_json("/v1/chat/completions", json!({"model": "architect", "messages": [{"role": "user", "content": "status?"}]})).await;
+    let r = h
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "architect", "messages": [{"role": "user", "content": "status?"}]}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["object"], "chat.completion");
@@ -35,15 +40,18 @@ async fn non_streaming_chat_returns_a_completion_and_stores_the_conversation() {
     assert_eq!(v["choices"][0]["message"]["content"], "The house is quiet.");
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     let usage = &v["usage"];
-    assert_eq!(usage["total_tokens"].as_u64().unwrap(), usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap());
+    assert_eq!(
+        usage["total_tokens"].as_u64().unwrap(),
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
     assert!(usage["prompt_tokens"].as_u64().unwrap() > 0);
 
     let conversation = r.headers.get("x-steward-conversation-id").unwrap().to_str().unwrap().to_string();
     let messages = h.store.list_messages(&conversation).await.unwrap();
-    assert_eq!(messages.iter().map(|m| (m.role, m.content.as_str())).collect::<Vec<_>>(), vec![
-        (Role::User, "status?"),
-        (Role::Assistant, "The house is quiet.")
-    ]);
+    assert_eq!(
+        messages.iter().map(|m| (m.role, m.content.as_str())).collect::<Vec<_>>(),
+        vec![(Role::User, "status?"), (Role::Assistant, "The house is quiet.")]
+    );
     // The upstream saw Steward's system prompt first, then the client's message, and the bearer key.
     let sent = &h.llm().requests()[0];
     assert_eq!(sent.header("authorization"), Some("Bearer sk-upstream-secret"));
@@ -93,7 +101,12 @@ async fn streaming_chat_follows_openai_chunk_order_with_usage_last() {
 async fn streaming_without_include_usage_has_no_usage_chunk() {
     let h = harness().await;
     h.llm().push(Scripted::text("Hi."));
-    let r = h.post_json("/v1/chat/completions", json!({"model": "architect", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let r = h
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "architect", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
     let (chunks, done) = chunks(&r);
     assert!(done);
     assert!(chunks.iter().all(|c| c.get("usage").is_none() && c["choices"].as_array().unwrap().len() == 1));
@@ -135,7 +148,12 @@ async fn a_client_that_resends_history_gets_that_history_as_context_and_can_cont
     let h = harness().await;
     h.llm().push(Scripted::text("first"));
     h.llm().push(Scripted::text("second"));
-    let r1 = h.post_json("/v1/chat/completions", json!({"model": "architect", "messages": [{"role": "user", "content": "one"}]})).await;
+    let r1 = h
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "architect", "messages": [{"role": "user", "content": "one"}]}),
+        )
+        .await;
     let conversation = r1.headers["x-steward-conversation-id"].to_str().unwrap().to_string();
     let body = json!({"model": "architect", "messages": [
         {"role": "system", "content": "You are terse."},
@@ -163,14 +181,24 @@ async fn a_client_that_resends_history_gets_that_history_as_context_and_can_cont
 async fn an_upstream_failure_is_an_error_object_naming_the_provider() {
     let h = harness().await;
     h.llm().push(Scripted::error(500, "server_error", None, "upstream exploded"));
-    let r = h.post_json("/v1/chat/completions", json!({"model": "architect", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let r = h
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "architect", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
     assert_eq!(r.status, 502);
     let e = r.error();
     assert!(e["message"].as_str().unwrap().contains("scripted"), "{e}");
     assert!(!r.text().contains("sk-upstream-secret"));
 
     h.llm().push(Scripted::error(500, "server_error", None, "again"));
-    let r = h.post_json("/v1/chat/completions", json!({"model": "architect", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let r = h
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "architect", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
     let data = r.sse_data();
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert!(last["error"]["message"].as_str().unwrap().contains("scripted"), "{last}");
@@ -179,7 +207,12 @@ async fn an_upstream_failure_is_an_error_object_naming_the_provider() {
 #[tokio::test]
 async fn without_a_model_the_reply_explains_how_to_configure_one() {
     let h = super::harness_with(super::Options { with_llm: false, ..Default::default() }).await;
-    let r = h.post_json("/v1/chat/completions", json!({"model": "architect", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let r = h
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "architect", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let content = r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
     assert!(content.contains("OPENAI_API_KEY") && content.contains("OLLAMA_HOST"), "{content}");
@@ -190,7 +223,8 @@ async fn metrics_count_requests_turns_tools_and_llm_calls() {
     let h = harness().await;
     h.llm().push(Scripted::tool_call("get_current_time", "{}"));
     h.llm().push(Scripted::text("ok"));
-    h.post_json("/v1/chat/completions", json!({"model": "architect", "messages": [{"role": "user", "content": "t"}]})).await;
+    h.post_json("/v1/chat/completions", json!({"model": "architect", "messages": [{"role": "user", "content": "t"}]}))
+        .await;
     let r = h.get("/metrics").await;
     assert_eq!(r.status, 200);
     let text = r.text();

@@ -27,18 +27,11 @@ fn database_error(result: Result<SqlStore, StoreError>) -> String {
 
 #[tokio::test]
 async fn unsupported_scheme_is_rejected_by_name() {
-    let text =
-        database_error(SqlStore::connect("mysql://root:hunter2@localhost/steward", clock()).await);
+    let text = database_error(SqlStore::connect("mysql://root:hunter2@localhost/steward", clock()).await);
     assert!(text.contains("'mysql:'"), "names the scheme: {text}");
-    assert!(
-        text.contains("sqlite:") && text.contains("postgres:") && text.contains("postgresql:"),
-        "{text}"
-    );
+    assert!(text.contains("sqlite:") && text.contains("postgres:") && text.contains("postgresql:"), "{text}");
     assert!(!text.contains("hunter2"), "leaks the password: {text}");
-    assert!(
-        text.contains("mysql://root:***@localhost/steward"),
-        "{text}"
-    );
+    assert!(text.contains("mysql://root:***@localhost/steward"), "{text}");
 
     let text = database_error(SqlStore::connect("/var/lib/steward.db", clock()).await);
     assert!(text.contains("no scheme"), "{text}");
@@ -52,20 +45,12 @@ async fn postgres_connect_error_is_quick_and_hides_the_password() {
     let text = database_error(result);
     assert!(elapsed < Duration::from_secs(12), "took {elapsed:?}");
     assert!(!text.contains("secretpw"), "leaks the password: {text}");
-    assert!(
-        text.contains("postgres://user:***@127.0.0.1:1/steward"),
-        "names the redacted URL: {text}"
-    );
+    assert!(text.contains("postgres://user:***@127.0.0.1:1/steward"), "names the redacted URL: {text}");
     assert!(text.starts_with("connecting to "), "{text}");
 
     // The same through `postgresql://` and a password parameter.
-    let text = database_error(
-        SqlStore::connect(
-            "postgresql://user@127.0.0.1:1/steward?password=secretpw",
-            clock(),
-        )
-        .await,
-    );
+    let text =
+        database_error(SqlStore::connect("postgresql://user@127.0.0.1:1/steward?password=secretpw", clock()).await);
     assert!(!text.contains("secretpw"), "leaks the password: {text}");
     assert!(text.contains("password=***"), "{text}");
 }
@@ -81,11 +66,7 @@ async fn open_in_dir_creates_the_directory_and_database() {
     assert!(data_dir.join("steward.db").is_file());
 
     let again = SqlStore::open_in_dir(&data_dir, clock()).await.unwrap();
-    assert!(again
-        .get_conversation(&conversation.id)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(again.get_conversation(&conversation.id).await.unwrap().is_some());
     again.close().await;
     let _ = std::fs::remove_dir_all(root);
 }
@@ -99,9 +80,7 @@ async fn sqlite_url_forms() {
         format!("sqlite://{}?mode=rwc", dir.join("rwc.db").display()),
         format!("SQLITE://{}", dir.join("upper.db").display()),
     ] {
-        let store = SqlStore::connect(&url, clock())
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let store = SqlStore::connect(&url, clock()).await.unwrap_or_else(|e| panic!("{url}: {e}"));
         store.ping().await.unwrap();
         store.create_conversation("default", None).await.unwrap();
         store.close().await;
@@ -110,9 +89,7 @@ async fn sqlite_url_forms() {
 
     // A missing directory is reported with the URL.
     let missing = dir.join("no").join("such").join("dir.db");
-    let text = database_error(
-        SqlStore::connect(&format!("sqlite://{}", missing.display()), clock()).await,
-    );
+    let text = database_error(SqlStore::connect(&format!("sqlite://{}", missing.display()), clock()).await);
     assert!(text.contains(&missing.display().to_string()), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -138,10 +115,7 @@ async fn sqlite_in_memory_works_with_concurrency() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(
-        store.list_messages(&conversation.id).await.unwrap().len(),
-        10
-    );
+    assert_eq!(store.list_messages(&conversation.id).await.unwrap().len(), 10);
     store.close().await;
 }
 
@@ -150,20 +124,11 @@ async fn sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout() {
     let dir = temp_dir();
     let store = SqlStore::open_in_dir(&dir, clock()).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
-    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(journal.to_ascii_lowercase(), "wal");
-    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(foreign_keys, 1);
-    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(busy, 5_000);
 
     // Foreign keys are enforced: a message needs its conversation.

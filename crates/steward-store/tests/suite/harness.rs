@@ -62,14 +62,7 @@ impl TestDb {
         let url = format!("sqlite://{}?mode=rwc", dir.join("steward.db").display());
         let clock = TestClock::new(T0);
         let store = SqlStore::connect(&url, clock.clone()).await.unwrap();
-        TestDb {
-            url,
-            clock,
-            store,
-            kind: Kind::Sqlite { dir },
-            databases: Mutex::new(Vec::new()),
-            finished: false,
-        }
+        TestDb { url, clock, store, kind: Kind::Sqlite { dir }, databases: Mutex::new(Vec::new()), finished: false }
     }
 
     /// `None` (after saying so) when PostgreSQL is not configured and not
@@ -106,9 +99,7 @@ impl TestDb {
     /// Another store on the same database and clock, as another process
     /// (or the same one after a restart) would open it.
     pub async fn reopen(&self) -> SqlStore {
-        SqlStore::connect(&self.url, self.clock.clone())
-            .await
-            .unwrap()
+        SqlStore::connect(&self.url, self.clock.clone()).await.unwrap()
     }
 
     /// The URL of another empty (not yet migrated) database of the same
@@ -116,10 +107,7 @@ impl TestDb {
     pub async fn empty_database(&self) -> String {
         match &self.kind {
             Kind::Sqlite { dir } => {
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.join(format!("{}.db", uuid::Uuid::new_v4())).display()
-                )
+                format!("sqlite://{}?mode=rwc", dir.join(format!("{}.db", uuid::Uuid::new_v4())).display())
             }
             Kind::Postgres { admin_url } => {
                 let name = create_postgres_database(admin_url).await;
@@ -160,14 +148,10 @@ impl Drop for TestDb {
             }
             Kind::Postgres { admin_url } => {
                 let admin_url = admin_url.clone();
-                let names =
-                    std::mem::take(&mut *self.databases.lock().unwrap_or_else(|p| p.into_inner()));
+                let names = std::mem::take(&mut *self.databases.lock().unwrap_or_else(|p| p.into_inner()));
                 // We may be inside a runtime: clean up on a thread of our own.
                 let _ = std::thread::spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    else {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                         return;
                     };
                     rt.block_on(async {
@@ -230,10 +214,7 @@ async fn drop_postgres_database(admin_url: &str, name: &str) {
         eprintln!("could not connect to drop test database {name}");
         return;
     };
-    if let Err(e) = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-    {
+    if let Err(e) = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await {
         eprintln!("could not drop test database {name}: {e}");
     }
     let _ = admin.close().await;
@@ -258,18 +239,9 @@ pub fn with_database(url: &str, name: &str) -> String {
 
 #[test]
 fn with_database_replaces_the_path() {
-    assert_eq!(
-        with_database("postgres://u:p@h:1/postgres", "x"),
-        "postgres://u:p@h:1/x"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h:1", "x"),
-        "postgres://u:p@h:1/x"
-    );
-    assert_eq!(
-        with_database("postgres://h/db?sslmode=disable", "x"),
-        "postgres://h/x?sslmode=disable"
-    );
+    assert_eq!(with_database("postgres://u:p@h:1/postgres", "x"), "postgres://u:p@h:1/x");
+    assert_eq!(with_database("postgres://u:p@h:1", "x"), "postgres://u:p@h:1/x");
+    assert_eq!(with_database("postgres://h/db?sslmode=disable", "x"), "postgres://h/x?sslmode=disable");
 }
 
 /// Runs each named `async fn(&TestDb)` of the calling module on SQLite and on

@@ -20,21 +20,14 @@ backend_tests!(
 );
 
 fn new(conversation_id: &str, message: Message) -> NewMessage {
-    NewMessage {
-        conversation_id: conversation_id.to_string(),
-        message,
-        turn_id: Some("turn-1".into()),
-    }
+    NewMessage { conversation_id: conversation_id.to_string(), message, turn_id: Some("turn-1".into()) }
 }
 
 /// One message of each shape the engine stores.
 fn sample_messages() -> Vec<Message> {
     vec![
         Message::system("You are Steward."),
-        Message {
-            name: Some("alice".into()),
-            ..Message::user("What's the weather in Zürich? 🌦")
-        },
+        Message { name: Some("alice".into()), ..Message::user("What's the weather in Zürich? 🌦") },
         Message {
             role: Role::Assistant,
             content: String::new(),
@@ -42,15 +35,10 @@ fn sample_messages() -> Vec<Message> {
                 ToolCall {
                     id: "call_1".into(),
                     name: "weather".into(),
-                    arguments: r#"{"city":"Zürich","units":["c"],"nested":{"q":"\"quoted\""}}"#
-                        .into(),
+                    arguments: r#"{"city":"Zürich","units":["c"],"nested":{"q":"\"quoted\""}}"#.into(),
                 },
                 // Arguments are raw model output: not necessarily valid JSON.
-                ToolCall {
-                    id: "call_2".into(),
-                    name: "clock".into(),
-                    arguments: "{not json".into(),
-                },
+                ToolCall { id: "call_2".into(), name: "clock".into(), arguments: "{not json".into() },
             ],
             tool_call_id: None,
             name: None,
@@ -65,17 +53,8 @@ async fn messages_round_trip_exactly(db: &TestDb) {
     let conversation = db.store.create_conversation("default", None).await.unwrap();
     db.clock.set(T0 + 500);
     let input = sample_messages();
-    let stored = db
-        .store
-        .append_messages(
-            input
-                .iter()
-                .cloned()
-                .map(|m| new(&conversation.id, m))
-                .collect(),
-        )
-        .await
-        .unwrap();
+    let stored =
+        db.store.append_messages(input.iter().cloned().map(|m| new(&conversation.id, m)).collect()).await.unwrap();
 
     assert_eq!(stored.len(), input.len());
     for (i, (s, m)) in stored.iter().zip(&input).enumerate() {
@@ -107,13 +86,12 @@ async fn messages_round_trip_exactly(db: &TestDb) {
     assert_eq!(turn_ids, vec![Some("turn-1".to_string()); input.len()]);
 
     // Empty tool_calls are stored as NULL, others as a JSON list.
-    let tool_calls: Vec<Option<String>> = sqlx::query_scalar(
-        "SELECT tool_calls FROM messages WHERE conversation_id = $1 ORDER BY seq",
-    )
-    .bind(&conversation.id)
-    .fetch_all(db.store.pool())
-    .await
-    .unwrap();
+    let tool_calls: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT tool_calls FROM messages WHERE conversation_id = $1 ORDER BY seq")
+            .bind(&conversation.id)
+            .fetch_all(db.store.pool())
+            .await
+            .unwrap();
     assert_eq!(tool_calls[0], None);
     let json: serde_json::Value = serde_json::from_str(tool_calls[2].as_deref().unwrap()).unwrap();
     assert_eq!(json[0]["name"], "weather");
@@ -131,47 +109,21 @@ async fn seqs_continue_across_appends(db: &TestDb) {
         .await
         .unwrap();
     // Another conversation has its own numbering.
-    let elsewhere = db
-        .store
-        .append_messages(vec![new(&other.id, Message::user("x"))])
-        .await
-        .unwrap();
+    let elsewhere = db.store.append_messages(vec![new(&other.id, Message::user("x"))]).await.unwrap();
     assert_eq!(elsewhere[0].seq, 0);
-    let second = db
-        .store
-        .append_messages(vec![new(&conversation.id, Message::user("3"))])
-        .await
-        .unwrap();
+    let second = db.store.append_messages(vec![new(&conversation.id, Message::user("3"))]).await.unwrap();
 
     assert_eq!(first.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![0, 1]);
     assert_eq!(second[0].seq, 2);
-    let contents: Vec<String> = db
-        .store
-        .list_messages(&conversation.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.content)
-        .collect();
+    let contents: Vec<String> =
+        db.store.list_messages(&conversation.id).await.unwrap().into_iter().map(|m| m.content).collect();
     assert_eq!(contents, vec!["1", "2", "3"]);
-    assert!(db
-        .store
-        .list_messages("no-such-conversation")
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(db.store.list_messages("no-such-conversation").await.unwrap().is_empty());
 }
 
 async fn append_to_missing_conversation_fails_and_writes_nothing(db: &TestDb) {
-    let err = db
-        .store
-        .append_messages(vec![new("missing-id", Message::user("hello?"))])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::ConversationNotFound(id) if id == "missing-id"),
-        "{err:?}"
-    );
+    let err = db.store.append_messages(vec![new("missing-id", Message::user("hello?"))]).await.unwrap_err();
+    assert!(matches!(&err, StoreError::ConversationNotFound(id) if id == "missing-id"), "{err:?}");
     assert_eq!(err.to_string(), "conversation 'missing-id' not found");
 
     // Atomic: a call naming one existing and one missing conversation
@@ -180,60 +132,25 @@ async fn append_to_missing_conversation_fails_and_writes_nothing(db: &TestDb) {
     db.clock.set(T0 + 9_000);
     let err = db
         .store
-        .append_messages(vec![
-            new(&conversation.id, Message::user("kept?")),
-            new("zzz-missing", Message::user("x")),
-        ])
+        .append_messages(vec![new(&conversation.id, Message::user("kept?")), new("zzz-missing", Message::user("x"))])
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::ConversationNotFound(id) if id == "zzz-missing"),
-        "{err:?}"
-    );
-    assert!(db
-        .store
-        .list_messages(&conversation.id)
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        db.store
-            .get_conversation(&conversation.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .updated_at,
-        T0
-    );
+    assert!(matches!(&err, StoreError::ConversationNotFound(id) if id == "zzz-missing"), "{err:?}");
+    assert!(db.store.list_messages(&conversation.id).await.unwrap().is_empty());
+    assert_eq!(db.store.get_conversation(&conversation.id).await.unwrap().unwrap().updated_at, T0);
 }
 
 async fn empty_append_is_a_no_op(db: &TestDb) {
     let conversation = db.store.create_conversation("default", None).await.unwrap();
     db.clock.set(T0 + 5);
-    assert!(db
-        .store
-        .append_messages(Vec::new())
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        db.store
-            .get_conversation(&conversation.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .updated_at,
-        T0
-    );
+    assert!(db.store.append_messages(Vec::new()).await.unwrap().is_empty());
+    assert_eq!(db.store.get_conversation(&conversation.id).await.unwrap().unwrap().updated_at, T0);
 }
 
 async fn one_append_may_span_conversations(db: &TestDb) {
     let a = db.store.create_conversation("default", None).await.unwrap();
     let b = db.store.create_conversation("default", None).await.unwrap();
-    db.store
-        .append_messages(vec![new(&b.id, Message::user("b0"))])
-        .await
-        .unwrap();
+    db.store.append_messages(vec![new(&b.id, Message::user("b0"))]).await.unwrap();
 
     db.clock.set(T0 + 7);
     let stored = db
@@ -245,28 +162,11 @@ async fn one_append_may_span_conversations(db: &TestDb) {
         ])
         .await
         .unwrap();
-    let got: Vec<(&str, i64, &str)> = stored
-        .iter()
-        .map(|m| (m.conversation_id.as_str(), m.seq, m.content.as_str()))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
-            (a.id.as_str(), 0, "a0"),
-            (b.id.as_str(), 1, "b1"),
-            (a.id.as_str(), 1, "a1")
-        ]
-    );
+    let got: Vec<(&str, i64, &str)> =
+        stored.iter().map(|m| (m.conversation_id.as_str(), m.seq, m.content.as_str())).collect();
+    assert_eq!(got, vec![(a.id.as_str(), 0, "a0"), (b.id.as_str(), 1, "b1"), (a.id.as_str(), 1, "a1")]);
     for id in [&a.id, &b.id] {
-        assert_eq!(
-            db.store
-                .get_conversation(id)
-                .await
-                .unwrap()
-                .unwrap()
-                .updated_at,
-            T0 + 7
-        );
+        assert_eq!(db.store.get_conversation(id).await.unwrap().unwrap().updated_at, T0 + 7);
     }
     assert_eq!(db.store.list_messages(&b.id).await.unwrap().len(), 2);
 }
@@ -280,57 +180,31 @@ async fn concurrent_appends_get_consecutive_seqs(db: &TestDb) {
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(WRITERS));
     let mut tasks = Vec::new();
     for i in 0..WRITERS {
-        let store: SqlStore = if i % 2 == 0 {
-            db.store.clone()
-        } else {
-            second.clone()
-        };
+        let store: SqlStore = if i % 2 == 0 { db.store.clone() } else { second.clone() };
         let id = conversation.id.clone();
         let start = start.clone();
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            store
-                .append_messages(vec![new(&id, Message::user(format!("writer {i}")))])
-                .await
+            store.append_messages(vec![new(&id, Message::user(format!("writer {i}")))]).await
         }));
     }
     let mut seqs = Vec::new();
     for task in tasks {
-        let stored = task
-            .await
-            .unwrap()
-            .unwrap_or_else(|e| panic!("a concurrent append failed: {e}"));
+        let stored = task.await.unwrap().unwrap_or_else(|e| panic!("a concurrent append failed: {e}"));
         assert_eq!(stored.len(), 1);
         seqs.push(stored[0].seq);
     }
     seqs.sort_unstable();
-    assert_eq!(
-        seqs,
-        (0..WRITERS as i64).collect::<Vec<_>>(),
-        "distinct, no gaps"
-    );
+    assert_eq!(seqs, (0..WRITERS as i64).collect::<Vec<_>>(), "distinct, no gaps");
 
     let listed = db.store.list_messages(&conversation.id).await.unwrap();
-    assert_eq!(
-        listed.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        (0..WRITERS as i64).collect::<Vec<_>>()
-    );
+    assert_eq!(listed.iter().map(|m| m.seq).collect::<Vec<_>>(), (0..WRITERS as i64).collect::<Vec<_>>());
     let contents: BTreeSet<String> = listed.into_iter().map(|m| m.content).collect();
-    assert_eq!(
-        contents,
-        (0..WRITERS)
-            .map(|i| format!("writer {i}"))
-            .collect::<BTreeSet<_>>()
-    );
+    assert_eq!(contents, (0..WRITERS).map(|i| format!("writer {i}")).collect::<BTreeSet<_>>());
     second.close().await;
 }
 
-async fn insert_raw(
-    db: &TestDb,
-    conversation_id: &str,
-    role: &str,
-    tool_calls: Option<&str>,
-) -> String {
+async fn insert_raw(db: &TestDb, conversation_id: &str, role: &str, tool_calls: Option<&str>) -> String {
     let id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO messages (id, conversation_id, seq, role, content, tool_calls, created_at) \
@@ -351,9 +225,7 @@ async fn unknown_role_in_the_database_is_corrupt(db: &TestDb) {
     let conversation = db.store.create_conversation("default", None).await.unwrap();
     let id = insert_raw(db, &conversation.id, "wizard", None).await;
     let err = db.store.list_messages(&conversation.id).await.unwrap_err();
-    let StoreError::Corrupt(text) = &err else {
-        panic!("expected Corrupt, got {err:?}")
-    };
+    let StoreError::Corrupt(text) = &err else { panic!("expected Corrupt, got {err:?}") };
     assert!(text.contains(&id), "names the row: {text}");
     assert!(text.contains("wizard"), "names the role: {text}");
 }
@@ -362,8 +234,6 @@ async fn malformed_tool_calls_in_the_database_are_corrupt(db: &TestDb) {
     let conversation = db.store.create_conversation("default", None).await.unwrap();
     let id = insert_raw(db, &conversation.id, "assistant", Some("{oops")).await;
     let err = db.store.list_messages(&conversation.id).await.unwrap_err();
-    let StoreError::Corrupt(text) = &err else {
-        panic!("expected Corrupt, got {err:?}")
-    };
+    let StoreError::Corrupt(text) = &err else { panic!("expected Corrupt, got {err:?}") };
     assert!(text.contains(&id), "names the row: {text}");
 }

@@ -29,20 +29,13 @@ async fn connecting_twice_is_a_no_op(db: &TestDb) {
     let first = migration_rows(&db.store).await;
     assert_eq!(first, vec![(1, "0001_conversations".to_string(), T0)]);
 
-    let conversation = db
-        .store
-        .create_conversation("default", Some("before"))
-        .await
-        .unwrap();
+    let conversation = db.store.create_conversation("default", Some("before")).await.unwrap();
 
     // A second connect (later, so a re-applied migration would show).
     db.clock.set(T0 + 60_000);
     let again = db.reopen().await;
     assert_eq!(migration_rows(&again).await, first, "nothing re-applied");
-    assert_eq!(
-        again.get_conversation(&conversation.id).await.unwrap(),
-        Some(conversation)
-    );
+    assert_eq!(again.get_conversation(&conversation.id).await.unwrap(), Some(conversation));
     again.close().await;
 }
 
@@ -53,53 +46,29 @@ async fn concurrent_first_connects_migrate_once(db: &TestDb) {
     for _ in 0..6 {
         let url = url.clone();
         let clock: Arc<dyn steward_core::Clock> = clock.clone();
-        tasks.push(tokio::spawn(
-            async move { SqlStore::connect(&url, clock).await },
-        ));
+        tasks.push(tokio::spawn(async move { SqlStore::connect(&url, clock).await }));
     }
     let mut stores = Vec::new();
     for task in tasks {
-        stores.push(
-            task.await
-                .unwrap()
-                .unwrap_or_else(|e| panic!("concurrent connect failed: {e}")),
-        );
+        stores.push(task.await.unwrap().unwrap_or_else(|e| panic!("concurrent connect failed: {e}")));
     }
     for store in &stores {
-        assert_eq!(
-            migration_rows(store).await,
-            vec![(1, "0001_conversations".to_string(), T0)]
-        );
+        assert_eq!(migration_rows(store).await, vec![(1, "0001_conversations".to_string(), T0)]);
     }
     // And the schema works from every one of them.
-    let conversation = stores[0]
-        .create_conversation("default", None)
-        .await
-        .unwrap();
+    let conversation = stores[0].create_conversation("default", None).await.unwrap();
     for store in &stores {
-        assert!(store
-            .get_conversation(&conversation.id)
-            .await
-            .unwrap()
-            .is_some());
+        assert!(store.get_conversation(&conversation.id).await.unwrap().is_some());
         store.close().await;
     }
 }
 
 async fn data_survives_a_restart(db: &TestDb) {
-    let conversation = db
-        .store
-        .create_conversation("default", Some("persisted"))
-        .await
-        .unwrap();
+    let conversation = db.store.create_conversation("default", Some("persisted")).await.unwrap();
     let stored = db
         .store
         .append_messages(vec![
-            NewMessage {
-                conversation_id: conversation.id.clone(),
-                message: Message::user("hi"),
-                turn_id: None,
-            },
+            NewMessage { conversation_id: conversation.id.clone(), message: Message::user("hi"), turn_id: None },
             NewMessage {
                 conversation_id: conversation.id.clone(),
                 message: Message::assistant("hello"),
@@ -115,17 +84,10 @@ async fn data_survives_a_restart(db: &TestDb) {
     db.clock.set(T0 + 1_000);
     let reopened = db.reopen().await;
 
-    let got = reopened
-        .get_conversation(&conversation.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = reopened.get_conversation(&conversation.id).await.unwrap().unwrap();
     assert_eq!(got.title.as_deref(), Some("persisted"));
     assert_eq!(got.created_at, T0);
-    assert_eq!(
-        reopened.list_messages(&conversation.id).await.unwrap(),
-        stored
-    );
+    assert_eq!(reopened.list_messages(&conversation.id).await.unwrap(), stored);
     reopened.close().await;
 }
 

@@ -21,17 +21,13 @@ fn parse_port(args: &[String]) -> Result<u16, String> {
         let arg = args[i].as_str();
         let value = if arg == "--port" {
             i += 1;
-            args.get(i)
-                .map(String::as_str)
-                .ok_or("--port needs a value")?
+            args.get(i).map(String::as_str).ok_or("--port needs a value")?
         } else if let Some(v) = arg.strip_prefix("--port=") {
             v
         } else {
             return Err(format!("unknown argument '{arg}'"));
         };
-        port = value
-            .parse()
-            .map_err(|_| format!("--port expects a number from 0 to 65535, got '{value}'"))?;
+        port = value.parse().map_err(|_| format!("--port expects a number from 0 to 65535, got '{value}'"))?;
         i += 1;
     }
     Ok(port)
@@ -59,10 +55,7 @@ async fn main() -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "listening http://{}", server.addr())
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
+    if writeln!(stdout, "listening http://{}", server.addr()).and_then(|()| stdout.flush()).is_err() {
         return ExitCode::FAILURE;
     }
     drop(stdout);

@@ -4,7 +4,14 @@ use super::{free_port, run, steward, temp_dir, Server};
 
 #[test]
 fn help_is_available_for_every_command() {
-    for args in [vec!["--help"], vec!["serve", "--help"], vec!["chat", "--help"], vec!["ask", "--help"], vec!["keys", "new", "--help"], vec!["config", "check", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["chat", "--help"],
+        vec!["ask", "--help"],
+        vec!["keys", "new", "--help"],
+        vec!["config", "check", "--help"],
+    ] {
         let out = run(steward().args(&args));
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
@@ -39,7 +46,7 @@ fn config_check_prints_the_effective_config_with_secrets_masked() {
     assert!(stdout.contains("port = 8123"));
     assert!(stdout.contains("provider = \"openai\""));
     assert!(!stdout.contains("sk-live-very-secret") && !stdout.contains("pw-secret"), "{stdout}");
-    assert!(stdout.contains("postgres://steward:********@db.example:5432/steward"));
+    assert!(stdout.contains("postgres://steward:***@db.example:5432/steward"));
 }
 
 #[test]
@@ -90,19 +97,25 @@ async fn ask_prints_the_answer_and_fails_loudly_on_errors() {
     assert_eq!(llm.chat_requests()[0]["messages"][1]["content"], "what is the answer?");
 
     // Wrong key: non-zero exit and the server's reason.
-    let out = tokio::task::block_in_place(|| run(steward().args(["ask", "--url", &server.url, "hi"]).env("STEWARD_API_KEY", "nope")));
+    let out = tokio::task::block_in_place(|| {
+        run(steward().args(["ask", "--url", &server.url, "hi"]).env("STEWARD_API_KEY", "nope"))
+    });
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid API key"));
 
     // An upstream failure is an error too.
     llm.push(Reply::error(500, "server_error", None, "boom"));
-    let out = tokio::task::block_in_place(|| run(steward().args(["ask", "--url", &server.url, "hi"]).env("STEWARD_API_KEY", key)));
+    let out = tokio::task::block_in_place(|| {
+        run(steward().args(["ask", "--url", &server.url, "hi"]).env("STEWARD_API_KEY", key))
+    });
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("openai"), "{}", String::from_utf8_lossy(&out.stderr));
     drop(server);
 
     // No server: non-zero exit saying so.
-    let out = tokio::task::block_in_place(|| run(steward().args(["ask", "--url", &format!("http://127.0.0.1:{}", free_port()), "hi"])));
+    let out = tokio::task::block_in_place(|| {
+        run(steward().args(["ask", "--url", &format!("http://127.0.0.1:{}", free_port()), "hi"]))
+    });
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is `steward serve` running?"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -114,14 +127,20 @@ async fn json_logs_when_asked_and_no_secret_in_them() {
     let dir = temp_dir("json-logs");
     let port = free_port();
     let base = llm.base_url();
-    let envs = [("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "sk-json-secret"), ("LOG_FORMAT", "json"), ("LOG_LEVEL", "debug")];
+    let envs = [
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("OPENAI_API_KEY", "sk-json-secret"),
+        ("LOG_FORMAT", "json"),
+        ("LOG_LEVEL", "debug"),
+    ];
     let server = tokio::task::block_in_place(|| Server::start(&dir, port, &envs));
     llm.push(Reply::text("ok"));
     let out = tokio::task::block_in_place(|| run(steward().args(["ask", "--url", &server.url, "hi"])));
     assert!(out.status.success());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let log = server.log_text();
-    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     assert!(lines.iter().any(|l| l["message"] == "steward listening"), "{log}");
     assert!(lines.iter().any(|l| l["message"] == "turn finished" && l["span"]["name"] == "turn"), "{log}");
     assert!(!log.contains("sk-json-secret"));

@@ -10,9 +10,21 @@ pub fn steward() -> Command {
     // The tests decide every variable that matters; nothing leaks in from
     // the machine or a .env file.
     for var in [
-        "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "OLLAMA_HOST", "OLLAMA_MODEL", "DATABASE_URL",
-        "STEWARD_API_KEYS", "STEWARD_API_KEY", "STEWARD_URL", "STEWARD_HOST", "API_PORT", "STEWARD_DATA_DIR",
-        "STEWARD_CONFIG", "LOG_LEVEL", "LOG_FORMAT",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OPENAI_MODEL",
+        "OLLAMA_HOST",
+        "OLLAMA_MODEL",
+        "DATABASE_URL",
+        "STEWARD_API_KEYS",
+        "STEWARD_API_KEY",
+        "STEWARD_URL",
+        "STEWARD_HOST",
+        "API_PORT",
+        "STEWARD_DATA_DIR",
+        "STEWARD_CONFIG",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
     ] {
         c.env_remove(var);
     }

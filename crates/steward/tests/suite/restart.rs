@@ -15,7 +15,8 @@ async fn a_tool_calling_turn_survives_a_hard_restart() {
     let dir = temp_dir("restart");
     let port = free_port();
     let base = llm.base_url();
-    let envs = [("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "sk-test-upstream"), ("OPENAI_MODEL", "scripted")];
+    let envs =
+        [("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "sk-test-upstream"), ("OPENAI_MODEL", "scripted")];
     let server = tokio::task::block_in_place(|| Server::start(&dir, port, &envs));
     let client = reqwest::Client::new();
 
@@ -24,7 +25,12 @@ async fn a_tool_calling_turn_survives_a_hard_restart() {
     let (status, c) = post(&client, format!("{}/api/conversations", server.url), json!({"title": "clock"})).await;
     assert_eq!(status, 201);
     let id = c["id"].as_str().unwrap().to_string();
-    let (status, reply) = post(&client, format!("{}/api/conversations/{id}/messages", server.url), json!({"content": "what time is it?"})).await;
+    let (status, reply) = post(
+        &client,
+        format!("{}/api/conversations/{id}/messages", server.url),
+        json!({"content": "what time is it?"}),
+    )
+    .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["content"], "It is time.");
     // The upstream key never reaches the log.
@@ -32,7 +38,8 @@ async fn a_tool_calling_turn_survives_a_hard_restart() {
     tokio::task::block_in_place(|| server.kill());
 
     let server = tokio::task::block_in_place(|| Server::start(&dir, port, &envs));
-    let detail: Value = client.get(format!("{}/api/conversations/{id}", server.url)).send().await.unwrap().json().await.unwrap();
+    let detail: Value =
+        client.get(format!("{}/api/conversations/{id}", server.url)).send().await.unwrap().json().await.unwrap();
     let messages = detail["messages"].as_array().unwrap();
     let roles: Vec<&str> = messages.iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, vec!["user", "assistant", "tool", "assistant"], "{detail}");
@@ -43,7 +50,8 @@ async fn a_tool_calling_turn_survives_a_hard_restart() {
 
     // The conversation continues after the restart with its whole context.
     llm.push(Reply::text("Still time."));
-    let (status, _) = post(&client, format!("{}/api/conversations/{id}/messages", server.url), json!({"content": "and now?"})).await;
+    let (status, _) =
+        post(&client, format!("{}/api/conversations/{id}/messages", server.url), json!({"content": "and now?"})).await;
     assert_eq!(status, 200);
     let sent = &llm.chat_requests()[2]["messages"];
     let roles: Vec<&str> = sent.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
