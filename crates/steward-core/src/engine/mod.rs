@@ -488,8 +488,10 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
     async fn call_model(&mut self, step: u32) -> Result<StepOutput, Outcome> {
         let inner = self.engine.inner.clone();
         let llm = inner.llm.clone();
+        // The provider opens its own `llm_call` span (model, status, timing)
+        // inside this one, which ties the call to its step of the turn.
         let span = info_span!(
-            "llm_call",
+            "turn_step",
             provider = llm.name(),
             tier = self.agent.tier.as_str(),
             step,

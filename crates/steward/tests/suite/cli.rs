@@ -145,3 +145,47 @@ async fn json_logs_when_asked_and_no_secret_in_them() {
     assert!(lines.iter().any(|l| l["message"] == "turn finished" && l["span"]["name"] == "turn"), "{log}");
     assert!(!log.contains("sk-json-secret"));
 }
+
+#[test]
+fn a_dot_env_file_fills_in_unset_variables() {
+    let dir = temp_dir("dotenv");
+    std::fs::write(dir.join(".env"), "API_PORT=8765\nLOG_FORMAT=json\n").unwrap();
+    let out = run(steward().current_dir(&dir).args(["config", "check"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("port = 8765") && stdout.contains("format = \"json\""), "{stdout}");
+    // A variable that is already set wins over .env.
+    let out = run(steward().current_dir(&dir).args(["config", "check"]).env("API_PORT", "8766"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("port = 8766"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_streams_answers_for_each_line_and_keeps_one_conversation() {
+    use std::io::Write;
+    let llm = ScriptedLlm::start().await.unwrap();
+    let dir = temp_dir("chat");
+    let port = free_port();
+    let base = llm.base_url();
+    let server = tokio::task::block_in_place(|| Server::start(&dir, port, &[("OPENAI_BASE_URL", base.as_str())]));
+    llm.push(Reply::text("Hello there."));
+    llm.push(Reply::text("Goodbye."));
+    let out = tokio::task::block_in_place(|| {
+        let mut child = steward()
+            .args(["chat", "--url", &server.url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"hi\nbye\n").unwrap();
+        child.wait_with_output().unwrap()
+    });
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), vec!["Hello there.", "Goodbye."]);
+    // Both turns went to one conversation: the second request carried the first exchange.
+    let second = &llm.chat_requests()[1]["messages"];
+    let contents: Vec<&str> = second.as_array().unwrap()[1..].iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(contents, vec!["hi", "Hello there.", "bye"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--conversation"));
+}

@@ -59,3 +59,41 @@ async fn a_tool_calling_turn_survives_a_hard_restart() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same server on PostgreSQL, when the test script has started one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_from_postgresql_when_database_url_says_so() {
+    let Ok(pg) = std::env::var("STEWARD_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("STEWARD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "STEWARD_REQUIRE_POSTGRES=1 but STEWARD_TEST_POSTGRES_URL is unset; start one with `bash scripts/postgres.sh`"
+        );
+        eprintln!("SKIPPED: set STEWARD_TEST_POSTGRES_URL (bash scripts/postgres.sh) to run this test");
+        return;
+    };
+    let llm = ScriptedLlm::start().await.unwrap();
+    let dir = temp_dir("postgres-serve");
+    let port = free_port();
+    let base = llm.base_url();
+    let envs = [("OPENAI_BASE_URL", base.as_str()), ("DATABASE_URL", pg.as_str())];
+    let server = tokio::task::block_in_place(|| Server::start(&dir, port, &envs));
+    let client = reqwest::Client::new();
+    let health: Value = client.get(format!("{}/health", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["database"]["backend"], "postgres", "{health}");
+    llm.push(Reply::tool_call("get_current_time", "{}"));
+    llm.push(Reply::text("Stored in PostgreSQL."));
+    let (status, c) = post(&client, format!("{}/api/conversations", server.url), json!({})).await;
+    assert_eq!(status, 201);
+    let id = c["id"].as_str().unwrap().to_string();
+    let (status, _) =
+        post(&client, format!("{}/api/conversations/{id}/messages", server.url), json!({"content": "time?"})).await;
+    assert_eq!(status, 200);
+    tokio::task::block_in_place(|| server.kill());
+    let server = tokio::task::block_in_place(|| Server::start(&dir, port, &envs));
+    let detail: Value =
+        client.get(format!("{}/api/conversations/{id}", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(detail["messages"].as_array().unwrap().len(), 4, "{detail}");
+    // The password never reaches the log.
+    assert!(!server.log_text().contains(":steward@"), "{}", server.log_text());
+    let _ = std::fs::remove_dir_all(&dir);
+}
