@@ -61,6 +61,11 @@ pub struct SqlStore {
     clock: Arc<dyn Clock>,
     /// The connect URL with its password redacted, for messages.
     url: String,
+    /// SQLite has one write lock per database, and a writer that finds it
+    /// taken polls with sleeps (the busy timeout), which turns contention
+    /// into latency spikes. Writers of this process queue here instead; the
+    /// busy timeout still covers other processes.
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for SqlStore {
@@ -161,7 +166,7 @@ impl SqlStore {
             applied_migrations = applied.len(),
             "database ready"
         );
-        Ok(SqlStore { pool, backend, clock, url: redacted })
+        Ok(SqlStore { pool, backend, clock, url: redacted, sqlite_writer: Arc::new(tokio::sync::Mutex::new(())) })
     }
 
     /// Opens (creating it if needed) the SQLite database
@@ -201,6 +206,14 @@ impl SqlStore {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Holds this process's SQLite writers in line; nothing on PostgreSQL.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres => None,
         }
     }
 
@@ -414,6 +427,7 @@ impl Store for SqlStore {
             created_at: now,
             updated_at: now,
         };
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO conversations (id, agent, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&conversation.id)
             .bind(&conversation.agent)
@@ -459,6 +473,7 @@ impl Store for SqlStore {
         };
 
         let now = self.clock.now_ms();
+        let _turn = self.write_turn().await;
         let mut attempt = 1;
         loop {
             match self.try_append(&messages, now).await {

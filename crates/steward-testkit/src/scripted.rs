@@ -198,6 +198,11 @@ impl ScriptedLlm {
         let shared = Shared::default();
         let app = router(shared.clone());
         let task = tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            // Without TCP_NODELAY each small SSE frame may wait for a delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app).await {
                 eprintln!("scripted LLM server stopped: {e}");
             }
