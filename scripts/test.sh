@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+export DEBIAN_FRONTEND=noninteractive
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -17,13 +18,16 @@ export STEWARD_TEST_POSTGRES_URL
 export STEWARD_REQUIRE_POSTGRES=1
 
 step "Python environment for the end-to-end suite (openai SDK, pytest)"
-if ! python3 -m venv --help >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-fi
 if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
+    rm -rf .venv
+    if ! python3 -m venv .venv >/dev/null 2>&1; then
+        # Debian's python3 needs python3-venv (ensurepip) for this.
+        rm -rf .venv
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv .venv
+    fi
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+.venv/bin/python -m pip install --quiet --no-cache-dir --disable-pip-version-check -r tests/e2e/requirements.txt
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
     step "installing cargo-nextest"

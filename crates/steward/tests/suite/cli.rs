@@ -189,3 +189,32 @@ async fn chat_streams_answers_for_each_line_and_keeps_one_conversation() {
     assert_eq!(contents, vec!["hi", "Hello there.", "bye"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--conversation"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_added_in_steward_toml_are_served_as_models() {
+    let dir = temp_dir("agents-toml");
+    std::fs::write(
+        dir.join("steward.toml"),
+        "[agents.energy]\npurpose = \"Energy questions.\"\nsystem_prompt = \"You analyse energy.\"\ntools = [\"get_current_time\"]\ntier = \"fast\"\n",
+    )
+    .unwrap();
+    let server = tokio::task::block_in_place(|| Server::start(&dir, free_port(), &[]));
+    let models: serde_json::Value =
+        reqwest::get(format!("{}/v1/models", server.url)).await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"energy") && ids.contains(&"architect"), "{models}");
+    drop(server);
+
+    // An agent that names a tool Steward does not have stops the start.
+    std::fs::write(
+        dir.join("steward.toml"),
+        "[agents.x]\npurpose = \"p\"\nsystem_prompt = \"s\"\ntools = [\"launch_rockets\"]\n",
+    )
+    .unwrap();
+    let out = tokio::task::block_in_place(|| {
+        run(steward().current_dir(&dir).args(["serve", "--port", &free_port().to_string()]))
+    });
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agents.x") && err.contains("launch_rockets") && err.contains("get_current_time"), "{err}");
+}
