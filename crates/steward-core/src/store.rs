@@ -45,4 +45,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// In order of `seq`.
     async fn list_messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// Records the fingerprint of the transcript a history-resending client
+    /// has now seen in this conversation (see `engine::fingerprint`).
+    async fn set_client_fingerprint(&self, conversation_id: &str, fingerprint: &str) -> Result<(), StoreError>;
+
+    /// The most recently updated conversation whose transcript has this
+    /// fingerprint.
+    async fn find_by_client_fingerprint(&self, fingerprint: &str) -> Result<Option<Conversation>, StoreError>;
 }

@@ -73,12 +73,11 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
     if !keys.is_enabled() {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
+    let presented = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        // The scheme name is case-insensitive (RFC 9110).
+        let (scheme, key) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
+    });
     match presented {
         Some(key) if keys.accepts(key) => next.run(request).await,
         Some(_) => {

@@ -1,8 +1,13 @@
 //! One error type for every route, rendered as OpenAI's error object.
 
+use std::panic::AssertUnwindSafe;
+
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::FutureExt;
 use steward_core::EngineError;
 use steward_protocol::openai::ErrorResponse;
 use steward_protocol::ErrorCode;
@@ -51,10 +56,37 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(code = self.code.as_str(), error = %self.message, "request failed");
         }
-        (status, Json(self.body())).into_response()
+        let mut response = (status, Json(self.body())).into_response();
+        // These are answered before the request body is read, and the server
+        // then closes the connection; saying so keeps pooling clients from
+        // sending their next request into a closed socket.
+        if matches!(self.code, ErrorCode::Unauthorized | ErrorCode::PayloadTooLarge) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
 pub async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path()))
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let e = ApiError::invalid(format!("{method} is not allowed on {}", uri.path()));
+    (StatusCode::METHOD_NOT_ALLOWED, Json(e.body())).into_response()
+}
+
+/// A bug in a handler becomes a 500 in the usual error shape instead of a
+/// dropped connection.
+pub async fn catch_panic(request: Request, next: Next) -> Response {
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!("a request handler panicked");
+            ApiError::new(ErrorCode::Internal, "internal error: the request could not be handled; see the server log")
+                .into_response()
+        }
+    }
 }

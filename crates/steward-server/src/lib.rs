@@ -68,10 +68,12 @@ pub fn app(state: AppState) -> Router {
         .route("/api/conversations/{id}/messages", post(native::post_message))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
     Router::new()
         .route("/health", get(health::health))
         .merge(protected)
+        .layer(axum::middleware::from_fn(error::catch_panic))
         .layer(axum::middleware::from_fn_with_state(state.clone(), http_metrics::track))
         .with_state(state)
 }

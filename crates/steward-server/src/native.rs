@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -38,10 +39,22 @@ pub async fn create_conversation(
     Ok((StatusCode::CREATED, Json(conversation)).into_response())
 }
 
+/// Path parameters, with a JSON error instead of axum's plain-text one.
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id).map_err(|e| ApiError::invalid(format!("invalid path: {}", e.body_text())))
+}
+
+fn query_map(
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, ApiError> {
+    query.map(|Query(q)| q).map_err(|e| ApiError::invalid(format!("invalid query string: {}", e.body_text())))
+}
+
 pub async fn list_conversations(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<ConversationList>, ApiError> {
+    let query = query_map(query)?;
     let limit = match query.get("limit") {
         None => DEFAULT_LIMIT,
         Some(s) => s.parse::<u32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
@@ -62,8 +75,9 @@ fn not_found(id: &str) -> ApiError {
 
 pub async fn get_conversation(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ConversationDetail>, ApiError> {
+    let id = path_id(id)?;
     let store = state.engine.store();
     let conversation = store.get_conversation(&id).await.map_err(store_error)?.ok_or_else(|| not_found(&id))?;
     let messages = store.list_messages(&id).await.map_err(store_error)?;
@@ -72,11 +86,13 @@ pub async fn get_conversation(
 
 pub async fn post_message(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let query = query_map(query)?;
     let stream = match query.get("stream").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
@@ -95,18 +111,37 @@ pub async fn post_message(
             agent: conversation.agent.clone(),
             input: TurnInput::Message { content: req.content },
         })
-        .await?;
+        .await
+        .map_err(|e| {
+            let e = ApiError::from(e);
+            if e.code == ErrorCode::InvalidRequest {
+                e.with_param("content")
+            } else {
+                e
+            }
+        })?;
     let header = HeaderValue::from_str(&conversation.id)
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the conversation id cannot be sent as a header"))?;
 
     if stream {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
+            let mut finished = false;
             while let Some(event) = handle.events.recv().await {
+                finished |= matches!(event, Event::TurnFinished { .. });
                 let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
                 if tx.send(sse::event(event.kind(), &json)).await.is_err() {
                     return;
                 }
+            }
+            if !finished {
+                let error = Event::Error {
+                    turn_id: handle.turn_id.clone(),
+                    code: ErrorCode::Internal,
+                    message: crate::openai::ended_early().message,
+                };
+                let json = serde_json::to_string(&error).unwrap_or_else(|_| "{}".into());
+                let _ = tx.send(sse::event(error.kind(), &json)).await;
             }
         });
         return Ok(sse::response(ReceiverStream::new(rx), vec![(CONVERSATION_HEADER, header)]));
@@ -114,7 +149,7 @@ pub async fn post_message(
 
     let mut content = String::new();
     let mut stored_ids = HashSet::new();
-    let mut finish = (FinishReason::Stop, Usage::default(), 0);
+    let mut finish: Option<(FinishReason, Usage, u32)> = None;
     let mut error = None;
     while let Some(event) = handle.events.recv().await {
         match event {
@@ -122,7 +157,7 @@ pub async fn post_message(
             Event::MessageStored { message_id, .. } => {
                 stored_ids.insert(message_id);
             }
-            Event::TurnFinished { finish_reason, usage, steps, .. } => finish = (finish_reason, usage, steps),
+            Event::TurnFinished { finish_reason, usage, steps, .. } => finish = Some((finish_reason, usage, steps)),
             Event::Error { code, message, .. } => error = Some(ApiError::new(code, message)),
             Event::TurnStarted { .. } | Event::ToolCallStarted { .. } | Event::ToolResult { .. } => {}
         }
@@ -130,6 +165,7 @@ pub async fn post_message(
     if let Some(e) = error {
         return Err(e);
     }
+    let finish = finish.ok_or_else(crate::openai::ended_early)?;
     let messages = state
         .engine
         .store()

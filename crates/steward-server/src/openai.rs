@@ -80,7 +80,28 @@ pub async fn chat_completions(
     let id = format!("chatcmpl-{}", handle.turn_id.trim_start_matches("turn_"));
     let include_usage = request.stream_options.as_ref().map(|o| o.include_usage).unwrap_or(false);
     if request.stream.unwrap_or(false) {
-        let frames = stream_chunks(handle, ChunkHead { id, created, model: request.model, include_usage });
+        // Like OpenAI, answer with an HTTP error status when the turn fails
+        // before its first output (a provider's 429 or 5xx, say), so
+        // clients can see the status and retry; later errors go in the stream.
+        let mut handle = handle;
+        let mut first = Vec::new();
+        loop {
+            match handle.events.recv().await {
+                Some(Event::Error { code, message, .. }) => return Err(ApiError::new(code, message)),
+                Some(e @ (Event::TextDelta { .. } | Event::TurnFinished { .. })) => {
+                    first.push(e);
+                    break;
+                }
+                Some(
+                    e @ (Event::TurnStarted { .. }
+                    | Event::ToolCallStarted { .. }
+                    | Event::ToolResult { .. }
+                    | Event::MessageStored { .. }),
+                ) => first.push(e),
+                None => return Err(ended_early()),
+            }
+        }
+        let frames = stream_chunks(handle, first, ChunkHead { id, created, model: request.model, include_usage });
         Ok(sse::response(frames, vec![(CONVERSATION_HEADER, conversation)]))
     } else {
         let completion = collect(handle, id, created, request.model).await?;
@@ -90,16 +111,22 @@ pub async fn chat_completions(
     }
 }
 
+/// The error for a turn whose events stopped without `TurnFinished` (the
+/// turn panicked).
+pub(crate) fn ended_early() -> ApiError {
+    ApiError::new(ErrorCode::Internal, "the turn ended unexpectedly before it finished; see the server log")
+}
+
 async fn collect(mut handle: TurnHandle, id: String, created: i64, model: String) -> Result<ChatCompletion, ApiError> {
     let mut content = String::new();
-    let mut finish = FinishReason::Stop;
+    let mut finish = None;
     let mut usage = Usage::default();
     let mut error = None;
     while let Some(event) = handle.events.recv().await {
         match event {
             Event::TextDelta { delta, .. } => content.push_str(&delta),
             Event::TurnFinished { finish_reason, usage: u, .. } => {
-                finish = finish_reason;
+                finish = Some(finish_reason);
                 usage = u;
             }
             Event::Error { code, message, .. } => error = Some(ApiError::new(code, message)),
@@ -112,6 +139,7 @@ async fn collect(mut handle: TurnHandle, id: String, created: i64, model: String
     if let Some(e) = error {
         return Err(e);
     }
+    let finish: FinishReason = finish.ok_or_else(ended_early)?;
     Ok(ChatCompletion {
         id,
         object: "chat.completion".into(),
@@ -164,14 +192,26 @@ fn frame<T: serde::Serialize>(value: &T) -> bytes::Bytes {
 
 /// Turns engine events into OpenAI chunks: the role first, content deltas,
 /// a final chunk with `finish_reason`, the usage chunk when asked, `[DONE]`.
-fn stream_chunks(mut handle: TurnHandle, head: ChunkHead) -> ReceiverStream<bytes::Bytes> {
+fn stream_chunks(mut handle: TurnHandle, first: Vec<Event>, head: ChunkHead) -> ReceiverStream<bytes::Bytes> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        let first = head.chunk(Some(Delta { role: Some("assistant".into()), content: Some(String::new()) }), None);
-        if tx.send(frame(&first)).await.is_err() {
+        let role = head.chunk(Some(Delta { role: Some("assistant".into()), content: Some(String::new()) }), None);
+        if tx.send(frame(&role)).await.is_err() {
             return;
         }
-        while let Some(event) = handle.events.recv().await {
+        let mut first = first.into_iter();
+        loop {
+            let event = match first.next() {
+                Some(e) => e,
+                None => match handle.events.recv().await {
+                    Some(e) => e,
+                    None => {
+                        // No `TurnFinished`: the turn died; say so rather than end silently.
+                        let _ = tx.send(frame(&ended_early().body())).await;
+                        return;
+                    }
+                },
+            };
             let out = match event {
                 Event::TextDelta { delta, .. } => {
                     vec![frame(&head.chunk(Some(Delta { role: None, content: Some(delta) }), None))]
@@ -184,7 +224,10 @@ fn stream_chunks(mut handle: TurnHandle, head: ChunkHead) -> ReceiverStream<byte
                         out.push(frame(&last));
                     }
                     out.push(sse::data("[DONE]"));
-                    out
+                    for f in out {
+                        let _ = tx.send(f).await;
+                    }
+                    return;
                 }
                 Event::Error { code, message, .. } => {
                     // OpenAI's SDKs raise on a data frame that holds an error object.

@@ -259,6 +259,9 @@ impl SqlStore {
             *slot += 1;
             let tool_calls = encode_tool_calls(&m.message.tool_calls)?;
             let id = uuid::Uuid::new_v4().to_string();
+            let content = storable(&m.message.content);
+            let tool_call_id = m.message.tool_call_id.as_deref().map(storable);
+            let name = m.message.name.as_deref().map(storable);
             sqlx::query(
                 "INSERT INTO messages \
                  (id, conversation_id, seq, role, content, tool_calls, tool_call_id, name, turn_id, created_at) \
@@ -268,10 +271,10 @@ impl SqlStore {
             .bind(&m.conversation_id)
             .bind(seq)
             .bind(m.message.role.as_str())
-            .bind(&m.message.content)
+            .bind(&content)
             .bind(tool_calls)
-            .bind(m.message.tool_call_id.clone())
-            .bind(m.message.name.clone())
+            .bind(tool_call_id.clone())
+            .bind(name.clone())
             .bind(m.turn_id.clone())
             .bind(now)
             .execute(&mut *tx)
@@ -281,10 +284,10 @@ impl SqlStore {
                 conversation_id: m.conversation_id.clone(),
                 seq,
                 role: m.message.role,
-                content: m.message.content.clone(),
+                content,
                 tool_calls: m.message.tool_calls.clone(),
-                tool_call_id: m.message.tool_call_id.clone(),
-                name: m.message.name.clone(),
+                tool_call_id,
+                name,
                 created_at: now,
             });
         }
@@ -305,7 +308,7 @@ async fn configure_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     loop {
         match conn.execute("PRAGMA journal_mode = WAL").await {
             Ok(_) => return Ok(()),
-            Err(e) if attempt < 50 && is_retryable(&e) => {
+            Err(e) if attempt < 50 && is_retryable(&e, Backend::Sqlite) => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -315,28 +318,35 @@ async fn configure_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
 }
 
 /// Whether a failed write transaction may succeed if run again.
-fn is_retryable(e: &sqlx::Error) -> bool {
+fn is_retryable(e: &sqlx::Error, backend: Backend) -> bool {
     let sqlx::Error::Database(db) = e else {
         return false;
     };
     if db.is_unique_violation() {
         return true;
     }
-    match db.code().as_deref() {
-        // PostgreSQL: serialization failure, deadlock detected.
-        Some("40001") | Some("40P01") => return true,
-        // SQLite (extended) result codes: SQLITE_BUSY = 5, SQLITE_LOCKED = 6.
-        Some(code) => {
-            if let Ok(n) = code.parse::<i64>() {
-                if matches!(n & 0xff, 5 | 6) {
-                    return true;
-                }
-            }
+    match backend {
+        // Serialization failure, deadlock detected.
+        Backend::Postgres => matches!(db.code().as_deref(), Some("40001") | Some("40P01")),
+        Backend::Sqlite => {
+            // (Extended) result codes: SQLITE_BUSY = 5, SQLITE_LOCKED = 6.
+            let busy =
+                db.code().and_then(|c| c.parse::<i64>().ok()).map(|n| matches!(n & 0xff, 5 | 6)).unwrap_or(false);
+            let message = db.message();
+            busy || message.contains("database is locked") || message.contains("database table is locked")
         }
-        None => {}
     }
-    let message = db.message();
-    message.contains("database is locked") || message.contains("database table is locked")
+}
+
+/// PostgreSQL's text type cannot hold NUL characters; SQLite's can. So that
+/// both store the same thing (and a model that emits a NUL cannot make a
+/// reply unstorable), NUL becomes U+FFFD.
+fn storable(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s.to_string()
+    }
 }
 
 enum AppendError {
@@ -423,7 +433,7 @@ impl Store for SqlStore {
         let conversation = Conversation {
             id: uuid::Uuid::new_v4().to_string(),
             agent: agent.to_string(),
-            title: title.map(str::to_string),
+            title: title.map(storable),
             created_at: now,
             updated_at: now,
         };
@@ -479,7 +489,7 @@ impl Store for SqlStore {
             match self.try_append(&messages, now).await {
                 Ok(stored) => return Ok(stored),
                 Err(AppendError::Store(e)) => return Err(e),
-                Err(AppendError::Sql(e)) if attempt < WRITE_ATTEMPTS && is_retryable(&e) => {
+                Err(AppendError::Sql(e)) if attempt < WRITE_ATTEMPTS && is_retryable(&e, self.backend) => {
                     tracing::debug!(attempt, error = %e, "{operation}: retrying after a write conflict");
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
@@ -494,6 +504,33 @@ impl Store for SqlStore {
                 }
             }
         }
+    }
+
+    async fn set_client_fingerprint(&self, conversation_id: &str, fingerprint: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("UPDATE conversations SET client_fingerprint = $1 WHERE id = $2")
+            .bind(fingerprint)
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db_error(&format!("recording the transcript of conversation '{conversation_id}'"), e))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::ConversationNotFound(conversation_id.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn find_by_client_fingerprint(&self, fingerprint: &str) -> Result<Option<Conversation>, StoreError> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE client_fingerprint = $1 \
+             ORDER BY updated_at DESC, id ASC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.db_error("looking up a conversation by its transcript", e))?;
+        row.as_ref().map(conversation_from_row).transpose()
     }
 
     async fn list_messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError> {

@@ -18,8 +18,14 @@ pub(crate) struct Migration {
 }
 
 /// In order of `version`. Add new files at the end; never edit an applied one.
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "0001_conversations", sql: include_str!("../migrations/0001_conversations.sql") }];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "0001_conversations", sql: include_str!("../migrations/0001_conversations.sql") },
+    Migration {
+        version: 2,
+        name: "0002_client_fingerprint",
+        sql: include_str!("../migrations/0002_client_fingerprint.sql"),
+    },
+];
 
 /// `pg_advisory_lock` key for migrations ("Steward\0" in ASCII).
 const ADVISORY_LOCK_KEY: i64 = 0x5374_6577_6172_6400;

@@ -8,14 +8,15 @@
 //! as it is produced, so a restart loses nothing that was said.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use steward_protocol::api::{Conversation, StoredMessage};
 use steward_protocol::{ErrorCode, Event, FinishReason, Message, Op, Role, ToolCall, TurnInput, Usage, UserTurn};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedMutexGuard};
 use tracing::{info_span, Instrument};
 
 use crate::agent::{AgentProfile, AgentRegistry};
@@ -102,10 +103,19 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Cancellation flags of running turns, by turn id.
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// One turn at a time per conversation, by conversation id.
+    conversation_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
+
+mod history;
+pub use history::{client_fingerprint, repair_dangling_tool_calls};
 
 /// How many events may wait for a slow reader before the turn waits too.
 const EVENT_BUFFER: usize = 256;
+
+/// How long the turn waits for a front end that stopped reading its events
+/// before it carries on without it (the turn still completes and is stored).
+const EMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest title derived from a first message, in characters.
 const TITLE_CHARS: usize = 60;
@@ -123,6 +133,7 @@ impl Engine {
                 limits: parts.limits,
                 metrics: Arc::new(Metrics::default()),
                 running: Mutex::new(HashMap::new()),
+                conversation_locks: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -193,64 +204,105 @@ impl Engine {
         })
     }
 
+    /// Takes the conversation's turn lock: one turn at a time per
+    /// conversation, so a second message waits for the first turn instead of
+    /// interleaving its messages with the first turn's tool calls.
+    async fn lock_conversation(&self, id: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.inner.conversation_locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(id.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Drops the lock entry of a conversation no turn holds or waits for.
+    fn release_conversation(&self, id: &str) {
+        let mut locks = self.inner.conversation_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.get(id).map(|l| Arc::strong_count(l) == 1).unwrap_or(false) {
+            locks.remove(id);
+        }
+    }
+
     /// Validates the turn, stores its input, and starts it in the background.
     pub async fn start_turn(&self, turn: UserTurn) -> Result<TurnHandle, EngineError> {
         let agent = self.resolve_agent(&turn.agent)?.clone();
         let store = &self.inner.store;
-        let existing = match &turn.conversation_id {
+        let mut existing = match &turn.conversation_id {
             Some(id) => {
                 Some(store.get_conversation(id).await?.ok_or_else(|| EngineError::ConversationNotFound(id.clone()))?)
             }
             None => None,
         };
 
+        // For a client that resends its history: the transcript before the new
+        // message, whose fingerprint finds the conversation it continues when
+        // the client did not name one.
+        let mut client_transcript = None;
+        if let TurnInput::History { messages } = &turn.input {
+            match messages.last() {
+                None => {
+                    return Err(EngineError::InvalidInput("messages is empty; send at least one user message".into()))
+                }
+                Some(last) if last.role != Role::User => {
+                    return Err(EngineError::InvalidInput(format!(
+                        "the last message must be from the user, not '{}'",
+                        last.role.as_str()
+                    )))
+                }
+                Some(_) => {}
+            }
+            if existing.is_none() {
+                if let Some(fp) = history::client_fingerprint(&messages[..messages.len() - 1]) {
+                    existing = store.find_by_client_fingerprint(&fp).await?.filter(|c| c.agent == agent.id);
+                }
+            }
+            client_transcript = Some(messages.clone());
+        }
+        if let TurnInput::Message { content } = &turn.input {
+            if content.trim().is_empty() {
+                return Err(EngineError::InvalidInput("the message is empty; send some text".into()));
+            }
+        }
+
+        // A continued conversation is locked before its history is read.
+        let (conversation, guard) = match existing {
+            Some(c) => {
+                let guard = self.lock_conversation(&c.id).await;
+                (c, guard)
+            }
+            None => {
+                let first_user = match &turn.input {
+                    TurnInput::Message { content } => Some(content.as_str()),
+                    TurnInput::History { messages } => {
+                        messages.iter().find(|m| m.role == Role::User).map(|m| m.content.as_str())
+                    }
+                };
+                let c = store.create_conversation(&agent.id, first_user.map(title_from).as_deref()).await?;
+                let guard = self.lock_conversation(&c.id).await;
+                (c, guard)
+            }
+        };
+
         // The context the model sees (after the agent's system prompt) and
         // the messages this turn adds to the store.
         let (context, to_store) = match turn.input {
             TurnInput::Message { content } => {
-                if content.trim().is_empty() {
-                    return Err(EngineError::InvalidInput("the message is empty; send some text".into()));
-                }
-                let mut context = match &existing {
-                    Some(c) => store.list_messages(&c.id).await?.iter().map(StoredMessage::to_message).collect(),
-                    None => Vec::new(),
-                };
+                let mut context: Vec<Message> =
+                    store.list_messages(&conversation.id).await?.iter().map(StoredMessage::to_message).collect();
                 let user = Message::user(content);
                 context.push(user.clone());
                 (context, vec![user])
             }
             TurnInput::History { messages } => {
-                match messages.last() {
-                    None => {
-                        return Err(EngineError::InvalidInput(
-                            "messages is empty; send at least one user message".into(),
-                        ))
-                    }
-                    Some(last) if last.role != Role::User => {
-                        return Err(EngineError::InvalidInput(format!(
-                            "the last message must be from the user, not '{}'",
-                            last.role.as_str()
-                        )))
-                    }
-                    Some(_) => {}
-                }
-                // A continued conversation already holds the earlier messages;
-                // a new one records the whole history the client sent.
-                let to_store = match &existing {
-                    Some(_) => messages.last().cloned().into_iter().collect(),
-                    None => messages.clone(),
-                };
+                // A conversation that already holds the earlier messages gets
+                // only the new one; a new one records the whole history sent.
+                let stored_before = store.list_messages(&conversation.id).await?.len();
+                let to_store =
+                    if stored_before > 0 { messages.last().cloned().into_iter().collect() } else { messages.clone() };
                 (messages, to_store)
             }
         };
-
-        let conversation = match existing {
-            Some(c) => c,
-            None => {
-                let title = to_store.iter().find(|m| m.role == Role::User).map(|m| title_from(&m.content));
-                store.create_conversation(&agent.id, title.as_deref()).await?
-            }
-        };
+        let context = history::repair_dangling_tool_calls(context);
 
         let turn_id = format!("turn_{}", uuid::Uuid::new_v4().simple());
         let stored = store
@@ -277,9 +329,11 @@ impl Engine {
             agent,
             context,
             tx,
+            detached: AtomicBool::new(false),
             cancelled,
             usage: Usage::default(),
-            text_streamed: false,
+            visible: String::new(),
+            client_transcript,
         };
         let span = info_span!(
             "turn",
@@ -290,11 +344,19 @@ impl Engine {
             outcome = tracing::field::Empty,
         );
         let this = self.clone();
-        let tid = turn_id.clone();
+        let (tid, cid) = (turn_id.clone(), conversation.id.clone());
         tokio::spawn(
             async move {
-                run.run(stored).await;
+                // A panic inside the turn must not take the lock, the
+                // cancellation entry or the process with it; the front end
+                // sees the event stream end without `TurnFinished`.
+                if AssertUnwindSafe(run.run(stored)).catch_unwind().await.is_err() {
+                    this.inner.metrics.turns_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("the turn panicked; its event stream ends here");
+                }
                 this.inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&tid);
+                drop(guard);
+                this.release_conversation(&cid);
             }
             .instrument(span),
         );
@@ -319,11 +381,16 @@ struct TurnRun {
     agent: AgentProfile,
     context: Vec<Message>,
     tx: mpsc::Sender<Event>,
+    /// Set when the front end went away or stopped reading.
+    detached: AtomicBool,
     cancelled: Arc<AtomicBool>,
     usage: Usage,
-    /// Whether an earlier step already streamed text: the next step's text
-    /// is then set apart by a blank line, so streamed steps do not run together.
-    text_streamed: bool,
+    /// All text streamed to the front end so far. When it is not empty, the
+    /// next step's text is set apart by a blank line, so steps do not run together.
+    visible: String,
+    /// The history a history-resending client sent, for the fingerprint of
+    /// the transcript it will have seen when the turn ends.
+    client_transcript: Option<Vec<Message>>,
 }
 
 /// How a turn ended, for metrics and the span.
@@ -341,9 +408,26 @@ struct StepOutput {
 
 impl TurnRun {
     async fn emit(&self, event: Event) {
-        // A front end that went away must not stop the turn: it still runs
-        // to its end and is stored.
-        let _ = self.tx.send(event).await;
+        // A front end that went away, or stopped reading, must not stop the
+        // turn: it still runs to its end and is stored.
+        if self.detached.load(Ordering::Relaxed) {
+            return;
+        }
+        match tokio::time::timeout(EMIT_TIMEOUT, self.tx.send(event)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => self.detached.store(true, Ordering::Relaxed),
+            Err(_) => {
+                tracing::warn!("the front end stopped reading events; the turn goes on without it");
+                self.detached.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Streams text to the front end, remembering what it has seen.
+    async fn emit_text(&mut self, text: &str, first_of_step: bool) {
+        let delta = if first_of_step && !self.visible.is_empty() { format!("\n\n{text}") } else { text.to_string() };
+        self.visible.push_str(&delta);
+        self.emit(Event::TextDelta { turn_id: self.turn_id.clone(), delta }).await;
     }
 
     async fn run(mut self, stored_input: Vec<StoredMessage>) {
@@ -371,6 +455,7 @@ impl TurnRun {
         metrics.turn_seconds.observe(started.elapsed());
         let finish_reason = match outcome {
             Outcome::Finished(reason) => {
+                self.record_transcript().await;
                 metrics.turns_completed.fetch_add(1, Ordering::Relaxed);
                 span.record("outcome", "completed");
                 tracing::info!(steps, elapsed_ms = started.elapsed().as_millis() as u64, "turn finished");
@@ -390,6 +475,17 @@ impl TurnRun {
             steps,
         })
         .await;
+    }
+
+    /// Lets a history-resending client's next request find this
+    /// conversation: the fingerprint of what that client has now seen.
+    async fn record_transcript(&self) {
+        let Some(mut transcript) = self.client_transcript.clone() else { return };
+        transcript.push(Message::assistant(self.visible.clone()));
+        let Some(fp) = history::client_fingerprint(&transcript) else { return };
+        if let Err(e) = self.engine.inner.store.set_client_fingerprint(&self.conversation_id, &fp).await {
+            tracing::warn!(error = %e, "could not record the transcript fingerprint");
+        }
     }
 
     async fn fail(&self, code: ErrorCode, message: String) -> Outcome {
@@ -427,8 +523,7 @@ impl TurnRun {
 
     /// Stores and streams a final assistant text written by the engine itself.
     async fn say(&mut self, text: String, reason: FinishReason) -> Outcome {
-        let delta = if self.text_streamed { format!("\n\n{text}") } else { text.clone() };
-        self.emit(Event::TextDelta { turn_id: self.turn_id.clone(), delta }).await;
+        self.emit_text(&text, true).await;
         match self.store(vec![Message::assistant(text)]).await {
             Ok(()) => Outcome::Finished(reason),
             Err(e) => self.fail(ErrorCode::StoreFailed, e.to_string()).await,
@@ -500,63 +595,70 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
             completion_tokens = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = async {
-            let mut stream = llm.stream(self.request()).await?;
-            let mut out = StepOutput { text: String::new(), tool_calls: Vec::new(), finish: None };
-            while let Some(chunk) = stream.next().await {
-                match chunk? {
-                    LlmChunk::Text(t) if t.is_empty() => {}
-                    LlmChunk::Text(t) => {
-                        let delta =
-                            if out.text.is_empty() && self.text_streamed { format!("\n\n{t}") } else { t.clone() };
-                        self.emit(Event::TextDelta { turn_id: self.turn_id.clone(), delta }).await;
-                        out.text.push_str(&t);
-                    }
-                    LlmChunk::ToolCall(c) => out.tool_calls.push(c),
-                    LlmChunk::Usage(u) => {
-                        self.usage.add(u);
-                        inner.metrics.llm_prompt_tokens.fetch_add(u.prompt_tokens, Ordering::Relaxed);
-                        inner.metrics.llm_completion_tokens.fetch_add(u.completion_tokens, Ordering::Relaxed);
-                        tracing::Span::current().record("prompt_tokens", u.prompt_tokens);
-                        tracing::Span::current().record("completion_tokens", u.completion_tokens);
-                    }
-                    LlmChunk::Finish(f) => out.finish = Some(f),
-                }
-            }
-            self.text_streamed |= !out.text.is_empty();
-            Ok::<_, crate::llm::LlmError>(out)
-        }
-        .instrument(span.clone())
-        .await;
+        let mut out = StepOutput { text: String::new(), tool_calls: Vec::new(), finish: None };
+        let result = self.stream_step(&llm, &mut out).instrument(span.clone()).await;
         inner.metrics.llm_seconds.observe(started.elapsed());
-        match result {
-            Ok(out) => {
+        let e = match result {
+            Ok(()) => {
                 inner.metrics.llm_calls_ok.fetch_add(1, Ordering::Relaxed);
                 span.record("outcome", "ok");
-                Ok(out)
+                return Ok(out);
             }
-            Err(e) => {
-                inner.metrics.llm_calls_failed.fetch_add(1, Ordering::Relaxed);
-                span.record("outcome", e.kind.as_str());
-                match e.kind {
-                    // Not an error of the turn: the user is told how to set one up.
-                    LlmErrorKind::NotConfigured => {
-                        Err(self.say(NOT_CONFIGURED_HELP.to_string(), FinishReason::Stop).await)
-                    }
-                    LlmErrorKind::Authentication
-                    | LlmErrorKind::RateLimited { .. }
-                    | LlmErrorKind::Overloaded
-                    | LlmErrorKind::ContextLengthExceeded
-                    | LlmErrorKind::ContentPolicy
-                    | LlmErrorKind::ModelNotFound
-                    | LlmErrorKind::BadRequest
-                    | LlmErrorKind::Server { .. }
-                    | LlmErrorKind::Network
-                    | LlmErrorKind::InvalidResponse => Err(self.fail(ErrorCode::LlmFailed, e.to_string()).await),
-                    LlmErrorKind::Timeout => Err(self.fail(ErrorCode::Timeout, e.to_string()).await),
-                }
+            Err(e) => e,
+        };
+        inner.metrics.llm_calls_failed.fetch_add(1, Ordering::Relaxed);
+        span.record("outcome", e.kind.as_str());
+        if e.kind == LlmErrorKind::NotConfigured {
+            // Not an error of the turn: the user is told how to set one up.
+            return Err(self.say(NOT_CONFIGURED_HELP.to_string(), FinishReason::Stop).await);
+        }
+        // What the user already saw of a broken-off answer is kept, marked.
+        if !out.text.is_empty() {
+            let kept = format!("{}\n\n[interrupted: {}]", out.text, e.kind.as_str());
+            if let Err(store_error) = self.store(vec![Message::assistant(kept)]).await {
+                tracing::warn!(error = %store_error, "could not store the interrupted answer");
             }
         }
+        let code = match e.kind {
+            LlmErrorKind::Timeout => ErrorCode::Timeout,
+            LlmErrorKind::NotConfigured
+            | LlmErrorKind::Authentication
+            | LlmErrorKind::RateLimited { .. }
+            | LlmErrorKind::Overloaded
+            | LlmErrorKind::ContextLengthExceeded
+            | LlmErrorKind::ContentPolicy
+            | LlmErrorKind::ModelNotFound
+            | LlmErrorKind::BadRequest
+            | LlmErrorKind::Server { .. }
+            | LlmErrorKind::Network
+            | LlmErrorKind::InvalidResponse => ErrorCode::LlmFailed,
+        };
+        Err(self.fail(code, e.to_string()).await)
+    }
+
+    /// Streams one model call into `out`, forwarding text as it comes.
+    async fn stream_step(&mut self, llm: &Arc<dyn Llm>, out: &mut StepOutput) -> Result<(), crate::llm::LlmError> {
+        let metrics = self.engine.inner.metrics.clone();
+        let mut stream = llm.stream(self.request()).await?;
+        while let Some(chunk) = stream.next().await {
+            match chunk? {
+                LlmChunk::Text(t) if t.is_empty() => {}
+                LlmChunk::Text(t) => {
+                    self.emit_text(&t, out.text.is_empty()).await;
+                    out.text.push_str(&t);
+                }
+                LlmChunk::ToolCall(c) => out.tool_calls.push(c),
+                LlmChunk::Usage(u) => {
+                    self.usage.add(u);
+                    metrics.llm_prompt_tokens.fetch_add(u.prompt_tokens, Ordering::Relaxed);
+                    metrics.llm_completion_tokens.fetch_add(u.completion_tokens, Ordering::Relaxed);
+                    tracing::Span::current().record("prompt_tokens", u.prompt_tokens);
+                    tracing::Span::current().record("completion_tokens", u.completion_tokens);
+                }
+                LlmChunk::Finish(f) => out.finish = Some(f),
+            }
+        }
+        Ok(())
     }
 
     /// Runs the tool calls of one step concurrently (at most
@@ -648,14 +750,25 @@ which cannot be requested here. Nothing was changed. Tell the user what you woul
                 agent: self.agent.id.clone(),
                 call_id: call.id.clone(),
             };
-            match tokio::time::timeout(spec.timeout, tool.call(args, &ctx)).await {
-                Ok(Ok(output)) => {
+            let call = AssertUnwindSafe(tool.call(args, &ctx)).catch_unwind();
+            match tokio::time::timeout(spec.timeout, call).await {
+                Ok(Err(_panic)) => {
+                    inner.metrics.tool_calls_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::Span::current().record("outcome", "panic");
+                    tracing::error!(tool = %spec.name, "the tool panicked");
+                    (
+                        false,
+                        format!("error: '{}' failed unexpectedly (it panicked); nothing more is known", spec.name),
+                        false,
+                    )
+                }
+                Ok(Ok(Ok(output))) => {
                     inner.metrics.tool_calls_ok.fetch_add(1, Ordering::Relaxed);
                     tracing::Span::current().record("outcome", "ok");
                     let (output, truncated) = cap_output(output, spec.output_cap, &spec.name);
                     (true, output, truncated)
                 }
-                Ok(Err(e)) => {
+                Ok(Ok(Err(e))) => {
                     inner.metrics.tool_calls_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::Span::current().record("outcome", "error");
                     let text = match e {

@@ -16,6 +16,7 @@ use crate::AgentProfile;
 struct MemStore {
     conversations: StdMutex<Vec<Conversation>>,
     messages: StdMutex<Vec<StoredMessage>>,
+    fingerprints: StdMutex<Vec<(String, String)>>,
 }
 
 #[async_trait]
@@ -68,6 +69,19 @@ impl Store for MemStore {
     async fn list_messages(&self, id: &str) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(self.messages.lock().unwrap().iter().filter(|m| m.conversation_id == id).cloned().collect())
     }
+    async fn set_client_fingerprint(&self, id: &str, fp: &str) -> Result<(), StoreError> {
+        let mut f = self.fingerprints.lock().unwrap();
+        f.retain(|(c, _)| c != id);
+        f.push((id.to_string(), fp.to_string()));
+        Ok(())
+    }
+    async fn find_by_client_fingerprint(&self, fp: &str) -> Result<Option<Conversation>, StoreError> {
+        let id = self.fingerprints.lock().unwrap().iter().find(|(_, f)| f == fp).map(|(c, _)| c.clone());
+        match id {
+            Some(id) => self.get_conversation(&id).await,
+            None => Ok(None),
+        }
+    }
 }
 
 /// A model that plays back a script, one entry per call, and records the
@@ -92,8 +106,16 @@ impl Llm for ScriptLlm {
     async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
         self.seen.lock().unwrap().push(request);
         let next = self.script.lock().unwrap().pop_front();
+        // By this test's convention, a `Finish(Error)` chunk stands for the
+        // connection breaking at that point of the stream.
+        let item = |c: LlmChunk| match c {
+            LlmChunk::Finish(FinishReason::Error) => {
+                Err(LlmError::new("script", LlmErrorKind::Network, "connection reset"))
+            }
+            other => Ok(other),
+        };
         match next {
-            Some(Ok(chunks)) => Ok(Box::pin(futures::stream::iter(chunks.into_iter().map(Ok)))),
+            Some(Ok(chunks)) => Ok(Box::pin(futures::stream::iter(chunks.into_iter().map(item)))),
             Some(Err(e)) => Err(e),
             None => Ok(Box::pin(futures::stream::iter(vec![Ok(LlmChunk::Text("(script exhausted)".into()))]))),
         }
@@ -531,4 +553,170 @@ async fn tool_calls_of_one_step_run_concurrently() {
     let results = tool_results(&events);
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r.1 && r.2 == "met"), "{results:?}");
+}
+
+#[tokio::test]
+async fn a_broken_off_answer_is_kept_marked_as_interrupted() {
+    let f = fixture(vec![Ok(vec![text("The door is "), LlmChunk::Finish(FinishReason::Error)])], 4);
+    let (handle, events) = run(&f.engine, "door?").await;
+    assert_eq!(finished(&events).0, FinishReason::Error);
+    let stored = f.store.list_messages(&handle.conversation_id).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(stored[1].content.starts_with("The door is "), "{}", stored[1].content);
+    assert!(stored[1].content.contains("[interrupted: network]"), "{}", stored[1].content);
+}
+
+#[tokio::test]
+async fn turns_of_one_conversation_run_one_at_a_time() {
+    // The first turn's tool runs until its timeout; the second message,
+    // sent meanwhile, must not land between its tool call and its result.
+    let f = fixture(vec![Ok(vec![call("a", "slow", "{}")]), Ok(vec![text("first")]), Ok(vec![text("second")])], 4);
+    let mut first = f
+        .engine
+        .start_turn(UserTurn {
+            conversation_id: None,
+            agent: "architect".into(),
+            input: TurnInput::Message { content: "one".into() },
+        })
+        .await
+        .unwrap();
+    while let Some(e) = first.events.recv().await {
+        if matches!(e, Event::ToolCallStarted { .. }) {
+            break;
+        }
+    }
+    let engine = f.engine.clone();
+    let id = first.conversation_id.clone();
+    let second = tokio::spawn(async move {
+        let mut h = engine
+            .start_turn(UserTurn {
+                conversation_id: Some(id),
+                agent: "architect".into(),
+                input: TurnInput::Message { content: "two".into() },
+            })
+            .await
+            .unwrap();
+        while h.events.recv().await.is_some() {}
+    });
+    while first.events.recv().await.is_some() {}
+    second.await.unwrap();
+    let stored = f.store.list_messages(&first.conversation_id).await.unwrap();
+    let shape: Vec<(Role, &str)> = stored.iter().map(|m| (m.role, m.content.as_str())).collect();
+    assert_eq!(shape[0], (Role::User, "one"));
+    assert_eq!(shape[1].0, Role::Assistant);
+    assert_eq!(shape[2].0, Role::Tool);
+    assert_eq!(&shape[3..], &[(Role::Assistant, "first"), (Role::User, "two"), (Role::Assistant, "second")]);
+    // The lock entry goes just after the event stream ends.
+    for _ in 0..200 {
+        if f.engine.inner.conversation_locks.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(f.engine.inner.conversation_locks.lock().unwrap().is_empty(), "lock entries must be released");
+}
+
+#[tokio::test]
+async fn a_history_resending_client_continues_its_conversation_without_naming_it() {
+    let f = fixture(vec![Ok(vec![text("one")]), Ok(vec![text("two")]), Ok(vec![text("other")])], 4);
+    let turn = |messages: Vec<Message>| UserTurn {
+        conversation_id: None,
+        agent: "architect".into(),
+        input: TurnInput::History { messages },
+    };
+    let mut h1 = f.engine.start_turn(turn(vec![Message::user("a")])).await.unwrap();
+    while h1.events.recv().await.is_some() {}
+    let mut h2 = f
+        .engine
+        .start_turn(turn(vec![Message::user("a"), Message::assistant("one"), Message::user("b")]))
+        .await
+        .unwrap();
+    while h2.events.recv().await.is_some() {}
+    assert_eq!(h2.conversation_id, h1.conversation_id);
+    let stored = f.store.list_messages(&h1.conversation_id).await.unwrap();
+    assert_eq!(stored.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), vec!["a", "one", "b", "two"]);
+    // A different history is a different conversation.
+    let mut h3 = f
+        .engine
+        .start_turn(turn(vec![Message::user("a"), Message::assistant("not one"), Message::user("b")]))
+        .await
+        .unwrap();
+    while h3.events.recv().await.is_some() {}
+    assert_ne!(h3.conversation_id, h1.conversation_id);
+}
+
+#[tokio::test]
+async fn a_stored_tool_call_without_a_result_is_repaired_in_the_context() {
+    let f = fixture(vec![Ok(vec![text("ok")])], 4);
+    let c = f.store.create_conversation("architect", None).await.unwrap();
+    let mut dangling = Message::assistant("");
+    dangling.tool_calls = vec![ToolCall { id: "x1".into(), name: "echo".into(), arguments: "{}".into() }];
+    f.store
+        .append_messages(vec![
+            NewMessage { conversation_id: c.id.clone(), message: Message::user("a"), turn_id: None },
+            NewMessage { conversation_id: c.id.clone(), message: dangling, turn_id: None },
+        ])
+        .await
+        .unwrap();
+    let mut h = f
+        .engine
+        .start_turn(UserTurn {
+            conversation_id: Some(c.id.clone()),
+            agent: "architect".into(),
+            input: TurnInput::Message { content: "b".into() },
+        })
+        .await
+        .unwrap();
+    while h.events.recv().await.is_some() {}
+    let sent = f.llm.seen.lock().unwrap()[0].messages.clone();
+    let roles: Vec<Role> = sent.iter().map(|m| m.role).collect();
+    assert_eq!(roles, vec![Role::System, Role::User, Role::Assistant, Role::Tool, Role::User]);
+    assert_eq!(sent[3].tool_call_id.as_deref(), Some("x1"));
+    assert_eq!(sent[3].content, history::INTERRUPTED_RESULT);
+}
+
+struct Panicky {
+    spec: ToolSpec,
+}
+
+#[async_trait]
+impl Tool for Panicky {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    async fn call(&self, _arguments: serde_json::Value, _ctx: &ToolContext) -> Result<String, ToolError> {
+        panic!("tool bug")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_tool_is_a_failed_call_not_a_dead_turn() {
+    let llm = ScriptLlm::new(vec![Ok(vec![call("a", "boom", "{}")]), Ok(vec![text("sorry")])]);
+    let mut tools = ToolRegistry::new();
+    tools.register(Arc::new(Panicky {
+        spec: ToolSpec {
+            name: "boom".into(),
+            description: "panics".into(),
+            parameters: serde_json::json!({"type": "object"}),
+            effect: Effect::Read,
+            timeout: Duration::from_secs(5),
+            output_cap: 256,
+        },
+    }));
+    let mut agents = AgentRegistry::builtin();
+    let mut profile = AgentProfile::architect();
+    profile.tools = vec!["boom".into()];
+    agents.insert(profile);
+    let engine = Engine::new(EngineParts {
+        llm,
+        store: Arc::new(MemStore::default()),
+        tools,
+        agents,
+        clock: Arc::new(crate::SystemClock),
+        limits: EngineLimits::default(),
+    });
+    let (_, events) = run(&engine, "go").await;
+    assert_eq!(finished(&events), (FinishReason::Stop, 2));
+    let results = tool_results(&events);
+    assert!(!results[0].1 && results[0].2.contains("panicked"), "{results:?}");
 }

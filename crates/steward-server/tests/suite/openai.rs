@@ -192,16 +192,28 @@ async fn an_upstream_failure_is_an_error_object_naming_the_provider() {
     assert!(e["message"].as_str().unwrap().contains("scripted"), "{e}");
     assert!(!r.text().contains("sk-upstream-secret"));
 
+    // Streaming: a failure before the first token is an HTTP status, as with OpenAI.
     h.llm().push(Scripted::error(500, "server_error", None, "again"));
-    let r = h
-        .post_json(
-            "/v1/chat/completions",
-            json!({"model": "architect", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await;
+    let stream_hi = json!({"model": "architect", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let r = h.post_json("/v1/chat/completions", stream_hi).await;
+    assert_eq!(r.status, 502);
+    assert!(r.error()["message"].as_str().unwrap().contains("scripted"));
+
+    // A failure mid-stream ends the stream with an error frame, and the
+    // part of the answer the client saw is stored, marked as interrupted.
+    h.llm().push(Scripted::CutStream { content: "The garage door is".into(), after_chunks: 2 });
+    let stream_door = json!({"model": "architect", "stream": true, "messages": [{"role": "user", "content": "door?"}]});
+    let r = h.post_json("/v1/chat/completions", stream_door).await;
+    assert_eq!(r.status, 200);
     let data = r.sse_data();
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert!(last["error"]["message"].as_str().unwrap().contains("scripted"), "{last}");
+    assert!(!data.contains(&"[DONE]".to_string()));
+    let conversation = r.headers["x-steward-conversation-id"].to_str().unwrap();
+    let stored = h.store.list_messages(conversation).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    let kept = &stored[1].content;
+    assert!(kept.starts_with("The garage door is") && kept.contains("[interrupted"), "{kept}");
 }
 
 #[tokio::test]

@@ -17,6 +17,8 @@ backend_tests!(
     concurrent_appends_get_consecutive_seqs,
     unknown_role_in_the_database_is_corrupt,
     malformed_tool_calls_in_the_database_are_corrupt,
+    nul_characters_are_stored_alike_on_both_backends,
+    client_fingerprints_find_their_conversation,
 );
 
 fn new(conversation_id: &str, message: Message) -> NewMessage {
@@ -236,4 +238,34 @@ async fn malformed_tool_calls_in_the_database_are_corrupt(db: &TestDb) {
     let err = db.store.list_messages(&conversation.id).await.unwrap_err();
     let StoreError::Corrupt(text) = &err else { panic!("expected Corrupt, got {err:?}") };
     assert!(text.contains(&id), "names the row: {text}");
+}
+
+async fn nul_characters_are_stored_alike_on_both_backends(db: &TestDb) {
+    let store = &db.store;
+    let c = store.create_conversation("architect", Some("a\0b")).await.unwrap();
+    assert_eq!(c.title.as_deref(), Some("a\u{FFFD}b"));
+    let mut m = Message::tool("call\01", "to\0ol", "x\0y");
+    m.role = Role::Tool;
+    let stored = store.append_messages(vec![new(&c.id, m)]).await.unwrap();
+    let listed = store.list_messages(&c.id).await.unwrap();
+    assert_eq!(stored, listed);
+    assert_eq!(listed[0].content, "x\u{FFFD}y");
+    assert_eq!(listed[0].tool_call_id.as_deref(), Some("call\u{FFFD}1"));
+    assert_eq!(listed[0].name.as_deref(), Some("to\u{FFFD}ol"));
+}
+
+async fn client_fingerprints_find_their_conversation(db: &TestDb) {
+    let store = &db.store;
+    let a = store.create_conversation("architect", None).await.unwrap();
+    let b = store.create_conversation("architect", None).await.unwrap();
+    assert_eq!(store.find_by_client_fingerprint("fp-1").await.unwrap(), None);
+    store.set_client_fingerprint(&a.id, "fp-1").await.unwrap();
+    store.set_client_fingerprint(&b.id, "fp-2").await.unwrap();
+    assert_eq!(store.find_by_client_fingerprint("fp-1").await.unwrap().map(|c| c.id), Some(a.id.clone()));
+    // A conversation moves on: its old fingerprint no longer finds it.
+    store.set_client_fingerprint(&a.id, "fp-3").await.unwrap();
+    assert_eq!(store.find_by_client_fingerprint("fp-1").await.unwrap(), None);
+    assert_eq!(store.find_by_client_fingerprint("fp-3").await.unwrap().map(|c| c.id), Some(a.id));
+    let missing = store.set_client_fingerprint("nope", "fp-4").await.unwrap_err();
+    assert!(matches!(missing, StoreError::ConversationNotFound(ref id) if id == "nope"), "{missing:?}");
 }

@@ -27,7 +27,7 @@ async fn migration_rows(store: &SqlStore) -> Vec<(i64, String, i64)> {
 
 async fn connecting_twice_is_a_no_op(db: &TestDb) {
     let first = migration_rows(&db.store).await;
-    assert_eq!(first, vec![(1, "0001_conversations".to_string(), T0)]);
+    assert_eq!(first, vec![(1, "0001_conversations".to_string(), T0), (2, "0002_client_fingerprint".to_string(), T0)]);
 
     let conversation = db.store.create_conversation("default", Some("before")).await.unwrap();
 
@@ -53,7 +53,10 @@ async fn concurrent_first_connects_migrate_once(db: &TestDb) {
         stores.push(task.await.unwrap().unwrap_or_else(|e| panic!("concurrent connect failed: {e}")));
     }
     for store in &stores {
-        assert_eq!(migration_rows(store).await, vec![(1, "0001_conversations".to_string(), T0)]);
+        assert_eq!(
+            migration_rows(store).await,
+            vec![(1, "0001_conversations".to_string(), T0), (2, "0002_client_fingerprint".to_string(), T0)]
+        );
     }
     // And the schema works from every one of them.
     let conversation = stores[0].create_conversation("default", None).await.unwrap();

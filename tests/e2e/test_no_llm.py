@@ -1,0 +1,39 @@
+"""Without a language model Steward still answers, and says how to add one."""
+
+from helpers import CONVERSATION_HEADER
+
+
+def test_no_llm_non_streaming_explains_the_setup(steward_no_llm):
+    client = steward_no_llm.client()
+    raw = client.chat.completions.with_raw_response.create(
+        model="architect", messages=[{"role": "user", "content": "Are you there?"}]
+    )
+    assert raw.status_code == 200
+    completion = raw.parse()
+    content = completion.choices[0].message.content
+    assert "OPENAI_API_KEY" in content, content
+    assert "OLLAMA_HOST" in content, content
+    assert completion.choices[0].finish_reason == "stop"
+    # The help is stored like any answer.
+    stored = steward_no_llm.conversation(raw.headers[CONVERSATION_HEADER])
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant"]
+    assert stored["messages"][1]["content"] == content
+
+
+def test_no_llm_streaming_explains_the_setup(steward_no_llm):
+    client = steward_no_llm.client()
+    stream = client.chat.completions.create(
+        model="architect",
+        messages=[{"role": "user", "content": "Are you there?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "OPENAI_API_KEY" in content and "OLLAMA_HOST" in content, content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None, chunks[-1]
+
+
+def test_no_llm_still_lists_the_models(steward_no_llm):
+    assert "architect" in [m.id for m in steward_no_llm.client().models.list()]
