@@ -244,7 +244,7 @@ async fn nul_characters_are_stored_alike_on_both_backends(db: &TestDb) {
     let store = &db.store;
     let c = store.create_conversation("architect", Some("a\0b")).await.unwrap();
     assert_eq!(c.title.as_deref(), Some("a\u{FFFD}b"));
-    let mut m = Message::tool("call\01", "to\0ol", "x\0y");
+    let mut m = Message::tool("call\u{0}1", "to\0ol", "x\0y");
     m.role = Role::Tool;
     let stored = store.append_messages(vec![new(&c.id, m)]).await.unwrap();
     let listed = store.list_messages(&c.id).await.unwrap();
