@@ -384,6 +384,22 @@ impl Config {
         }
         if let Some(url) = &f.storage.database_url {
             let u = url.expose();
+            let sqlite_path = u
+                .strip_prefix("sqlite://")
+                .or_else(|| u.strip_prefix("sqlite:"))
+                .map(|p| p.split('?').next().unwrap_or(""));
+            if let Some(path) = sqlite_path {
+                // Each pooled connection to an in-memory or nameless SQLite
+                // database gets its own empty database: tables would vanish
+                // at random and nothing would survive a restart.
+                if path.is_empty() || path.contains(":memory:") || u.contains("mode=memory") {
+                    p.push(Problem {
+                        key: "storage.database_url (DATABASE_URL)".into(),
+                        message: format!("'{u}' is not a database file; Steward's data must survive a restart"),
+                        fix: "name a file, e.g. sqlite:/var/lib/steward/steward.db, or unset DATABASE_URL for <data_dir>/steward.db".into(),
+                    });
+                }
+            }
             if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
                 p.push(Problem {
                     key: "storage.database_url (DATABASE_URL)".into(),
@@ -409,13 +425,25 @@ impl Config {
             });
         }
         if let Some(url) = &f.llm.base_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+            // Ollama's own clients accept a bare host:port; so does Steward.
+            let effective = match f.llm.provider {
+                Some(ProviderKind::Ollama) => steward_llm::ollama_base_url(url),
+                Some(ProviderKind::Openai) | Some(ProviderKind::None) | None => url.clone(),
+            };
+            if let Err(why) = check_http_url(&effective) {
                 p.push(Problem {
                     key: "llm.base_url (OPENAI_BASE_URL, OLLAMA_HOST)".into(),
-                    message: format!("'{url}' is not an http(s) URL"),
-                    fix: "use a URL such as https://api.openai.com/v1 or http://127.0.0.1:11434".into(),
+                    message: format!("'{}' {why}", steward_store::redact_url(url)),
+                    fix: "use a URL such as https://api.openai.com/v1, http://127.0.0.1:8080/v1 or, for Ollama, http://127.0.0.1:11434".into(),
                 });
             }
+        }
+        if f.llm.provider == Some(ProviderKind::Openai) && f.llm.base_url.is_none() && f.llm.api_key.is_none() {
+            p.push(Problem {
+                key: "llm.api_key (OPENAI_API_KEY)".into(),
+                message: "the provider is OpenAI's API, which needs a key, and none is set".into(),
+                fix: "set OPENAI_API_KEY, or set OPENAI_BASE_URL to a server that needs none (llama.cpp, vLLM, LM Studio)".into(),
+            });
         }
         if f.llm.request_timeout_secs == 0 || f.llm.connect_timeout_secs == 0 {
             p.push(Problem {
@@ -490,6 +518,7 @@ impl Config {
     /// The effective configuration as TOML, secrets masked.
     pub fn render(&self) -> String {
         let mut shown = self.file.clone();
+        shown.llm.base_url = shown.llm.base_url.as_deref().map(steward_store::redact_url);
         if let Some(url) = &shown.storage.database_url {
             // The URL is shown with only its password hidden.
             shown.storage.database_url = Some(Secret::new(steward_store::redact_url(url.expose())));
@@ -507,6 +536,21 @@ impl Config {
 struct DisplayConfig<'a> {
     #[serde(flatten)]
     config: &'a FileConfig,
+}
+
+/// Whether `url` is an http(s) URL with a host.
+fn check_http_url(url: &str) -> Result<(), &'static str> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).ok_or("is not an http(s) URL")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = host
+        .rsplit_once(':')
+        .map(|(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host })
+        .unwrap_or(host);
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    Ok(())
 }
 
 fn apply_llm_env(llm: &mut LlmSection, env: &dyn Env) {
@@ -635,6 +679,39 @@ mod tests {
         assert!(text.contains("postgres://steward:***@db:5432/steward"), "{text}");
         assert!(text.contains("api_key = \"********\""), "{text}");
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn llm_urls_are_checked_after_ollama_style_normalisation() {
+        assert!(resolve("", &[("OLLAMA_HOST", "127.0.0.1:11434")]).is_ok());
+        assert!(resolve("", &[("OLLAMA_HOST", "localhost")]).is_ok());
+        let e = resolve("", &[("OPENAI_BASE_URL", "http://")]).unwrap_err().to_string();
+        assert!(e.contains("has no host"), "{e}");
+        let e = resolve("", &[("OPENAI_BASE_URL", "ftp://x/v1")]).unwrap_err().to_string();
+        assert!(e.contains("not an http(s) URL"), "{e}");
+        assert!(resolve("", &[("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1")]).is_ok());
+    }
+
+    #[test]
+    fn openai_without_a_key_or_another_server_is_refused() {
+        let e = resolve("[llm]\nprovider = \"openai\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("OPENAI_API_KEY"), "{e}");
+        assert!(resolve("[llm]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:8080/v1\"\n", &[]).is_ok());
+    }
+
+    #[test]
+    fn an_sqlite_database_that_would_not_persist_is_refused() {
+        for url in ["sqlite:", "sqlite://", "sqlite::memory:", "sqlite://x.db?mode=memory"] {
+            let e = resolve("", &[("DATABASE_URL", url)]).unwrap_err().to_string();
+            assert!(e.contains("survive a restart"), "{url}: {e}");
+        }
+        assert!(resolve("", &[("DATABASE_URL", "sqlite:/tmp/steward.db")]).is_ok());
+    }
+
+    #[test]
+    fn credentials_in_the_llm_url_are_masked() {
+        let c = resolve("", &[("OPENAI_BASE_URL", "http://me:hunter2@proxy:8080/v1")]).unwrap();
+        assert!(!c.render().contains("hunter2"), "{}", c.render());
     }
 
     #[test]

@@ -167,6 +167,11 @@ fn main() -> ExitCode {
         }
         Command::Config { command: ConfigCommand::Check(args) } => match load(cli.config.as_deref(), &args) {
             Ok(config) => {
+                // Agent profiles are checked against the tools serve would have.
+                if let Err(e) = serve::check_agents(&config) {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
                 match &config.source {
                     Some(p) => println!("# configuration from {} + environment", p.display()),
                     None => println!("# no steward.toml; defaults + environment"),

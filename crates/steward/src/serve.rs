@@ -78,8 +78,22 @@ fn build_agents(config: &Config, tools: &ToolRegistry) -> anyhow::Result<AgentRe
     Ok(agents)
 }
 
+/// The tools every agent can be given.
+fn builtin_tools(clock: Arc<dyn Clock>) -> ToolRegistry {
+    let mut tools = ToolRegistry::new();
+    tools.register(Arc::new(CurrentTime::new(clock)));
+    tools
+}
+
+/// Checks the agent profiles of `config` as `serve` would.
+pub fn check_agents(config: &Config) -> anyhow::Result<()> {
+    build_agents(config, &builtin_tools(Arc::new(SystemClock))).map(|_| ())
+}
+
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tools = builtin_tools(clock.clone());
+    let agents = build_agents(&config, &tools)?;
     let store = match config.database_url() {
         Some(url) => SqlStore::connect(url, clock.clone()).await,
         None => SqlStore::open_in_dir(&config.file.storage.data_dir, clock.clone()).await,
@@ -89,9 +103,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(store);
 
     let llm = build_llm(&config)?;
-    let mut tools = ToolRegistry::new();
-    tools.register(Arc::new(CurrentTime::new(clock.clone())));
-    let agents = build_agents(&config, &tools)?;
     let engine = Engine::new(EngineParts {
         llm: llm.clone(),
         store,

@@ -217,4 +217,7 @@ async fn agents_added_in_steward_toml_are_served_as_models() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("agents.x") && err.contains("launch_rockets") && err.contains("get_current_time"), "{err}");
+    let out = tokio::task::block_in_place(|| run(steward().current_dir(&dir).args(["config", "check"])));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("launch_rockets"));
 }
