@@ -84,6 +84,12 @@ async fn keys_guard_every_route_but_health() {
     assert_eq!(r.status, 401);
     assert_eq!(r.error()["code"], "invalid_api_key");
     assert_eq!(h.send(with("sk-good")).await.status, 200);
+    // The scheme name is case-insensitive.
+    let r =
+        h.send(Request::get("/v1/models").header("authorization", "BEARER sk-good").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, 200);
+    // A rejected request tells pooling clients the connection closes.
+    assert_eq!(h.send(with("sk-bad")).await.headers["connection"], "close");
     let r = h.send(Request::get("/v1/models").header("authorization", "Basic abc").body(Body::empty()).unwrap()).await;
     assert_eq!(r.status, 401);
 }
@@ -94,4 +100,18 @@ async fn unknown_routes_are_json_404s() {
     let r = h.get("/v2/whatever").await;
     assert_eq!(r.status, 404);
     assert!(r.error()["message"].as_str().unwrap().contains("/v2/whatever"));
+}
+
+#[tokio::test]
+async fn wrong_methods_and_bad_paths_get_json_errors() {
+    let h = harness().await;
+    let r = h.get("/v1/chat/completions").await;
+    assert_eq!(r.status, 405);
+    assert!(r.error()["message"].as_str().unwrap().contains("GET is not allowed"));
+    let r = h.get("/api/conversations/%FF").await;
+    assert_eq!(r.status, 400);
+    assert!(r.error()["message"].as_str().unwrap().contains("invalid path"), "{}", r.text());
+    let r = h.post_json("/api/conversations/x/messages?stream=maybe", json!({"content": "hi"})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error()["param"], "stream");
 }
