@@ -195,6 +195,36 @@ fn fixture(steps: Vec<Result<Vec<LlmChunk>, LlmError>>, max_steps: u32) -> Fixtu
     Fixture { engine, llm, store, echo, slow, big, switch }
 }
 
+/// An engine whose architect has exactly one tool.
+fn engine_with_tool(llm: Arc<ScriptLlm>, tool: Arc<dyn Tool>, limits: EngineLimits) -> Engine {
+    let mut tools = ToolRegistry::new();
+    let name = tool.spec().name.clone();
+    tools.register(tool);
+    let mut agents = AgentRegistry::builtin();
+    let mut profile = AgentProfile::architect();
+    profile.tools = vec![name];
+    agents.insert(profile);
+    Engine::new(EngineParts {
+        llm,
+        store: Arc::new(MemStore::default()),
+        tools,
+        agents,
+        clock: Arc::new(crate::SystemClock),
+        limits,
+    })
+}
+
+fn spec(name: &str, timeout: Duration) -> ToolSpec {
+    ToolSpec {
+        name: name.into(),
+        description: format!("test tool {name}"),
+        parameters: serde_json::json!({"type": "object"}),
+        effect: Effect::Read,
+        timeout,
+        output_cap: 256,
+    }
+}
+
 fn call(id: &str, name: &str, args: &str) -> LlmChunk {
     LlmChunk::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: args.into() })
 }
@@ -525,30 +555,9 @@ async fn tool_calls_of_one_step_run_concurrently() {
         Ok(vec![call("a", "meet", "{}"), call("b", "meet", "{}"), call("c", "meet", "{}")]),
         Ok(vec![text("ok")]),
     ]);
-    let mut tools = ToolRegistry::new();
-    tools.register(Arc::new(Rendezvous {
-        spec: ToolSpec {
-            name: "meet".into(),
-            description: "waits for the others".into(),
-            parameters: serde_json::json!({"type": "object"}),
-            effect: Effect::Read,
-            timeout: Duration::from_secs(5),
-            output_cap: 64,
-        },
-        barrier: tokio::sync::Barrier::new(3),
-    }));
-    let mut agents = AgentRegistry::builtin();
-    let mut profile = AgentProfile::architect();
-    profile.tools = vec!["meet".into()];
-    agents.insert(profile);
-    let engine = Engine::new(EngineParts {
-        llm,
-        store: Arc::new(MemStore::default()),
-        tools,
-        agents,
-        clock: Arc::new(crate::SystemClock),
-        limits: EngineLimits { max_steps: 4, max_parallel_tools: 3 },
-    });
+    let meet =
+        Arc::new(Rendezvous { spec: spec("meet", Duration::from_secs(5)), barrier: tokio::sync::Barrier::new(3) });
+    let engine = engine_with_tool(llm, meet, EngineLimits { max_steps: 4, max_parallel_tools: 3 });
     let (_, events) = run(&engine, "go").await;
     let results = tool_results(&events);
     assert_eq!(results.len(), 3);
@@ -692,29 +701,11 @@ impl Tool for Panicky {
 #[tokio::test]
 async fn a_panicking_tool_is_a_failed_call_not_a_dead_turn() {
     let llm = ScriptLlm::new(vec![Ok(vec![call("a", "boom", "{}")]), Ok(vec![text("sorry")])]);
-    let mut tools = ToolRegistry::new();
-    tools.register(Arc::new(Panicky {
-        spec: ToolSpec {
-            name: "boom".into(),
-            description: "panics".into(),
-            parameters: serde_json::json!({"type": "object"}),
-            effect: Effect::Read,
-            timeout: Duration::from_secs(5),
-            output_cap: 256,
-        },
-    }));
-    let mut agents = AgentRegistry::builtin();
-    let mut profile = AgentProfile::architect();
-    profile.tools = vec!["boom".into()];
-    agents.insert(profile);
-    let engine = Engine::new(EngineParts {
+    let engine = engine_with_tool(
         llm,
-        store: Arc::new(MemStore::default()),
-        tools,
-        agents,
-        clock: Arc::new(crate::SystemClock),
-        limits: EngineLimits::default(),
-    });
+        Arc::new(Panicky { spec: spec("boom", Duration::from_secs(5)) }),
+        EngineLimits::default(),
+    );
     let (_, events) = run(&engine, "go").await;
     assert_eq!(finished(&events), (FinishReason::Stop, 2));
     let results = tool_results(&events);
