@@ -194,11 +194,11 @@ impl StreamAssembler {
             }
             any_call = true;
             let arguments = if call.arguments.trim().is_empty() { "{}".to_string() } else { call.arguments };
-            out.push(LlmChunk::ToolCall(ToolCall {
-                id: call.id.unwrap_or_else(|| format!("call_{index}")),
-                name: call.name,
+            out.push(LlmChunk::ToolCall(ToolCall::new(
+                call.id.unwrap_or_else(|| format!("call_{index}")),
+                call.name,
                 arguments,
-            }));
+            )));
         }
         if let Some(usage) = self.usage {
             out.push(LlmChunk::Usage(usage));
@@ -211,8 +211,7 @@ impl StreamAssembler {
             return;
         };
         let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
-        self.usage =
-            Some(Usage { prompt_tokens: count("prompt_tokens"), completion_tokens: count("completion_tokens") });
+        self.usage = Some(Usage::new(count("prompt_tokens"), count("completion_tokens")));
     }
 
     fn read_delta(&mut self, delta: &Value, out: &mut Vec<LlmChunk>) {
@@ -354,7 +353,7 @@ mod tests {
     }
 
     fn call(id: &str, name: &str, arguments: &str) -> LlmChunk {
-        LlmChunk::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() })
+        LlmChunk::ToolCall(ToolCall::new(id, name, arguments))
     }
 
     fn text(t: &str) -> LlmChunk {
@@ -392,7 +391,7 @@ mod tests {
             out,
             vec![
                 call("call_a", "get_weather", "{\"city\": \"Paris\"}"),
-                LlmChunk::Usage(Usage { prompt_tokens: 10, completion_tokens: 5 }),
+                LlmChunk::Usage(Usage::new(10, 5)),
                 LlmChunk::Finish(FinishReason::ToolCalls),
             ]
         );
@@ -556,14 +555,7 @@ mod tests {
         let mut with_finish: Value = serde_json::from_str(&chunk(json!({}), Some("stop"))).unwrap_or_default();
         with_finish["usage"] = json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7});
         let out = ok(&[chunk(json!({"content": "hi"}), None), with_finish.to_string(), done()]);
-        assert_eq!(
-            out,
-            vec![
-                text("hi"),
-                LlmChunk::Usage(Usage { prompt_tokens: 3, completion_tokens: 4 }),
-                LlmChunk::Finish(FinishReason::Stop)
-            ]
-        );
+        assert_eq!(out, vec![text("hi"), LlmChunk::Usage(Usage::new(3, 4)), LlmChunk::Finish(FinishReason::Stop)]);
         // `"usage": null` on every chunk (include_usage) is not usage.
         let mut null_usage: Value =
             serde_json::from_str(&chunk(json!({"content": "hi"}), Some("stop"))).unwrap_or_default();
@@ -660,7 +652,7 @@ mod tests {
             vec![
                 text("ok"),
                 call("c1", "f", "{\"a\":1}"),
-                LlmChunk::Usage(Usage { prompt_tokens: 2, completion_tokens: 3 }),
+                LlmChunk::Usage(Usage::new(2, 3)),
                 LlmChunk::Finish(FinishReason::ToolCalls)
             ]
         );
@@ -689,7 +681,7 @@ mod tests {
         let expected = vec![
             text("Ça va ✓ "),
             call("call_é", "f", "{\"q\":\"€\"}"),
-            LlmChunk::Usage(Usage { prompt_tokens: 1, completion_tokens: 2 }),
+            LlmChunk::Usage(Usage::new(1, 2)),
             LlmChunk::Finish(FinishReason::ToolCalls),
         ];
         let through = |pieces: &[&[u8]]| -> Vec<LlmChunk> {

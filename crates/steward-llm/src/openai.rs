@@ -544,7 +544,7 @@ mod tests {
                 Message {
                     role: Role::Assistant,
                     content: String::new(),
-                    tool_calls: vec![ToolCall { id: "c1".into(), name: "now".into(), arguments: "{}".into() }],
+                    tool_calls: vec![ToolCall::new("c1", "now", "{}")],
                     tool_call_id: None,
                     name: None,
                 },

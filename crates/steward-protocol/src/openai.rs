@@ -122,11 +122,7 @@ impl RequestMessage {
                 .tool_calls
                 .iter()
                 .flatten()
-                .map(|c| ToolCall {
-                    id: c.id.clone(),
-                    name: c.function.name.clone(),
-                    arguments: c.function.arguments.clone(),
-                })
+                .map(|c| ToolCall::new(c.id.clone(), c.function.name.clone(), c.function.arguments.clone()))
                 .collect(),
             tool_call_id: self.tool_call_id.clone(),
             name: self.name.clone(),

@@ -73,8 +73,7 @@ mod tests {
 
     fn with_calls(ids: &[&str]) -> Message {
         let mut m = Message::assistant("");
-        m.tool_calls =
-            ids.iter().map(|id| ToolCall { id: id.to_string(), name: "t".into(), arguments: "{}".into() }).collect();
+        m.tool_calls = ids.iter().map(|id| ToolCall::new(*id, "t", "{}")).collect();
         m
     }
 

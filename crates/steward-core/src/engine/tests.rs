@@ -226,7 +226,7 @@ fn spec(name: &str, timeout: Duration) -> ToolSpec {
 }
 
 fn call(id: &str, name: &str, args: &str) -> LlmChunk {
-    LlmChunk::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: args.into() })
+    LlmChunk::ToolCall(ToolCall::new(id, name, args))
 }
 
 fn text(t: &str) -> LlmChunk {
@@ -270,10 +270,7 @@ fn tool_results(events: &[Event]) -> Vec<(String, bool, String, bool)> {
 
 #[tokio::test]
 async fn a_plain_answer_streams_and_is_stored() {
-    let f = fixture(
-        vec![Ok(vec![text("Hel"), text("lo"), LlmChunk::Usage(Usage { prompt_tokens: 7, completion_tokens: 2 })])],
-        4,
-    );
+    let f = fixture(vec![Ok(vec![text("Hel"), text("lo"), LlmChunk::Usage(Usage::new(7, 2))])], 4);
     let (handle, events) = run(&f.engine, "hi").await;
     let deltas: String = events
         .iter()
@@ -659,7 +656,7 @@ async fn a_stored_tool_call_without_a_result_is_repaired_in_the_context() {
     let f = fixture(vec![Ok(vec![text("ok")])], 4);
     let c = f.store.create_conversation("architect", None).await.unwrap();
     let mut dangling = Message::assistant("");
-    dangling.tool_calls = vec![ToolCall { id: "x1".into(), name: "echo".into(), arguments: "{}".into() }];
+    dangling.tool_calls = vec![ToolCall::new("x1", "echo", "{}")];
     f.store
         .append_messages(vec![
             NewMessage { conversation_id: c.id.clone(), message: Message::user("a"), turn_id: None },

@@ -22,10 +22,7 @@ async fn text_streams_in_pieces_then_usage_then_finish() {
     assert_eq!(texts.concat(), "Hello there, general Kenobi");
     // "You are a test." + "hi there!!" = 25 chars → 6 tokens; 27 chars → 6.
     let tail = &chunks[texts.len()..];
-    assert_eq!(
-        tail,
-        [LlmChunk::Usage(Usage { prompt_tokens: 6, completion_tokens: 6 }), LlmChunk::Finish(FinishReason::Stop)]
-    );
+    assert_eq!(tail, [LlmChunk::Usage(Usage::new(6, 6)), LlmChunk::Finish(FinishReason::Stop)]);
 }
 
 #[tokio::test]
@@ -43,16 +40,8 @@ async fn tool_calls_with_split_arguments_arrive_whole() {
     assert_eq!(
         completion.tool_calls,
         vec![
-            ToolCall {
-                id: "call_abc".into(),
-                name: "get_current_time".into(),
-                arguments: r#"{"tz": "Europe/Paris"}"#.into()
-            },
-            ToolCall {
-                id: "call_1_1".into(),
-                name: "lights_on".into(),
-                arguments: r#"{"room": "kitchen", "level": 80}"#.into()
-            },
+            ToolCall::new("call_abc", "get_current_time", r#"{"tz": "Europe/Paris"}"#),
+            ToolCall::new("call_1_1", "lights_on", r#"{"room": "kitchen", "level": 80}"#),
         ]
     );
     assert_eq!(completion.finish_reason, Some(FinishReason::ToolCalls));
@@ -70,7 +59,7 @@ async fn the_request_carries_messages_tools_options_and_the_key() {
     req.messages.push(Message {
         role: steward_protocol::Role::Assistant,
         content: String::new(),
-        tool_calls: vec![ToolCall { id: "c1".into(), name: "get_current_time".into(), arguments: "{}".into() }],
+        tool_calls: vec![ToolCall::new("c1", "get_current_time", "{}")],
         tool_call_id: None,
         name: None,
     });

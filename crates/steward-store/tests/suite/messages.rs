@@ -38,9 +38,11 @@ fn sample_messages() -> Vec<Message> {
                     id: "call_1".into(),
                     name: "weather".into(),
                     arguments: r#"{"city":"Zürich","units":["c"],"nested":{"q":"\"quoted\""}}"#.into(),
+                    // Provider data that must come back unchanged.
+                    signature: Some("c2lnbmF0dXJl+/==".into()),
                 },
                 // Arguments are raw model output: not necessarily valid JSON.
-                ToolCall { id: "call_2".into(), name: "clock".into(), arguments: "{not json".into() },
+                ToolCall::new("call_2", "clock", "{not json"),
             ],
             tool_call_id: None,
             name: None,
