@@ -8,8 +8,11 @@
 //! drives retries and whose message says what went wrong and where — never
 //! with the API key in it.
 
+pub mod anthropic;
 mod assemble;
 mod errors;
+pub mod gemini;
+pub mod ollama;
 mod openai;
 mod sse;
 

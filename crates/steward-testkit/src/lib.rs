@@ -18,5 +18,6 @@
 //! `GET /v1/models`.
 
 mod scripted;
+mod wire;
 
 pub use scripted::{RecordedRequest, Reply, ScriptedCall, ScriptedLlm, EXHAUSTED_MESSAGE, MODEL_ID};

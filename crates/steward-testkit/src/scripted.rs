@@ -65,6 +65,12 @@ pub enum Reply {
     CutStream { content: String, after_chunks: usize },
     /// HTTP 200 with this body, which should be neither JSON nor SSE.
     Garbage { body: String },
+    /// Streaming: the start of an answer, `content` (may be empty), then an
+    /// error inside the stream with this body, in the wire format's own way
+    /// (OpenAI: a `data:` frame holding the error object; Anthropic:
+    /// `event: error`; Ollama: a line with `error`; Gemini: an error object).
+    /// Non-streaming: HTTP 500 with the body.
+    StreamError { content: String, error: Value },
 }
 
 /// A tool call in a [`Reply::ToolCalls`]. Without an id the server makes one
@@ -219,6 +225,12 @@ impl ScriptedLlm {
         format!("http://{}/v1", self.addr)
     }
 
+    /// The server's root, `http://127.0.0.1:PORT`: the base URL for wire
+    /// formats whose clients append the whole path (Anthropic, Ollama, Gemini).
+    pub fn host_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// Appends a reply to the script.
     pub fn push(&self, reply: Reply) {
         self.shared.lock().replies.push_back(reply);
@@ -269,6 +281,9 @@ impl ScriptedLlm {
 fn router(shared: Shared) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(anthropic_messages))
+        .route("/api/chat", post(ollama_chat))
+        .route("/v1beta/models/{spec}", post(gemini_generate))
         .route("/v1/models", get(models))
         .route("/_script", post(admin_script))
         .route("/_default", post(admin_default))
@@ -329,14 +344,33 @@ async fn not_found(
     json_response(StatusCode::NOT_FOUND, &error_body(&message, "invalid_request_error", Some("unknown_url")))
 }
 
-async fn chat_completions(
-    State(shared): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(request) = record(&shared, &method, &uri, &headers, &body) else {
+async fn chat_completions(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&shared, &method, &uri, &headers, &body, Wire::OpenAi).await
+}
+
+async fn anthropic_messages(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&shared, &method, &uri, &headers, &body, Wire::Anthropic).await
+}
+
+async fn ollama_chat(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&shared, &method, &uri, &headers, &body, Wire::Ollama).await
+}
+
+async fn gemini_generate(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&shared, &method, &uri, &headers, &body, Wire::Gemini).await
+}
+
+/// The wire formats the server speaks; all answer from the same script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+    Ollama,
+    Gemini,
+}
+
+async fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes, wire: Wire) -> Response {
+    let Some(request) = record(shared, method, uri, headers, body) else {
         let message = "scripted LLM: the request body is not JSON";
         return json_response(StatusCode::BAD_REQUEST, &error_body(message, "invalid_request_error", None));
     };
@@ -354,17 +388,64 @@ async fn chat_completions(
             &error_body(&message, "server_error", Some("script_exhausted")),
         );
     };
-    let ctx = Answer::new(&request, seq);
     let mut reply = reply;
-    loop {
-        match reply {
-            Reply::Delay { ms, then } => {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                reply = *then;
-            }
-            other => return ctx.respond(other),
-        }
+    while let Reply::Delay { ms, then } = reply {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        reply = *then;
     }
+    let req = WireRequest { body: &request, seq, path: uri.path() };
+    match wire {
+        Wire::OpenAi => Answer::new(&request, seq).respond(reply),
+        Wire::Anthropic => crate::wire::anthropic::respond(&req, reply),
+        Wire::Ollama => crate::wire::ollama::respond(&req, reply),
+        Wire::Gemini => crate::wire::gemini::respond(&req, reply),
+    }
+}
+
+/// A request as the wire formats other than OpenAI's see it.
+pub(crate) struct WireRequest<'a> {
+    /// The JSON body.
+    pub body: &'a Value,
+    /// The number of this chat request since the server started, from 1;
+    /// used to make ids unique.
+    pub seq: u64,
+    /// The request path (Gemini names the model and the method in it).
+    pub path: &'a str,
+}
+
+/// Answers with an HTTP error: `status` and the JSON `body` as given, with a
+/// `Retry-After` header when asked. Shared by every wire format.
+pub(crate) fn error_reply(status: u16, body: &Value, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(status, body);
+    if let Some(secs) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// A streamed body of `frames` that then breaks off: the connection drops
+/// after a short pause, without the format's proper ending.
+pub(crate) fn cut_body(frames: Vec<Bytes>) -> Body {
+    let head = futures::stream::iter(frames.into_iter().map(Ok::<Bytes, io::Error>));
+    let cut = futures::stream::once(async {
+        tokio::time::sleep(CUT_PAUSE).await;
+        Err(io::Error::new(io::ErrorKind::ConnectionAborted, "scripted LLM: stream cut"))
+    });
+    Body::from_stream(head.chain(cut))
+}
+
+/// A streamed body of `frames` that ends normally.
+pub(crate) fn frames_body(frames: Vec<Bytes>) -> Body {
+    Body::from_stream(futures::stream::iter(frames.into_iter().map(Ok::<Bytes, io::Error>)))
+}
+
+/// 200 with `body` and the content type a stream or a JSON reply would have.
+pub(crate) fn garbage_reply(body: String, streaming_content_type: Option<&'static str>) -> Response {
+    let content_type = streaming_content_type.unwrap_or("application/json");
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 /// What an answer needs to know about its request.
@@ -398,14 +479,7 @@ impl Answer {
         match reply {
             Reply::Text { content } => self.completion(Some(&content), &[]),
             Reply::ToolCalls { calls, content } => self.completion(content.as_deref(), &calls),
-            Reply::Error { status, body, retry_after } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let mut response = json_response(status, &body);
-                if let Some(secs) = retry_after {
-                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                }
-                response
-            }
+            Reply::Error { status, body, retry_after } => error_reply(status, &body, retry_after),
             Reply::CutStream { content, after_chunks } => {
                 if !self.stream {
                     let message =
@@ -419,19 +493,20 @@ impl Answer {
                 for piece in split_pieces(&content, after_chunks) {
                     frames.push(self.frame(json!({"content": piece}), None));
                 }
-                let head = futures::stream::iter(frames.into_iter().map(Ok::<Bytes, io::Error>));
-                let cut = futures::stream::once(async {
-                    tokio::time::sleep(CUT_PAUSE).await;
-                    Err(io::Error::new(io::ErrorKind::ConnectionAborted, "scripted LLM: stream cut"))
-                });
-                sse_response(Body::from_stream(head.chain(cut)))
+                sse_response(cut_body(frames))
             }
-            Reply::Garbage { body } => {
-                let content_type = if self.stream { "text/event-stream" } else { "application/json" };
-                let mut response = (StatusCode::OK, body).into_response();
-                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-                response
+            Reply::StreamError { content, error } => {
+                if !self.stream {
+                    return json_response(StatusCode::INTERNAL_SERVER_ERROR, &error);
+                }
+                let mut frames = vec![self.frame(json!({"role": "assistant", "content": "", "refusal": null}), None)];
+                for piece in split_pieces(&content, 2) {
+                    frames.push(self.frame(json!({"content": piece}), None));
+                }
+                frames.push(sse_frame(&error));
+                sse_response(frames_body(frames))
             }
+            Reply::Garbage { body } => garbage_reply(body, self.stream.then_some("text/event-stream")),
             // Unwrapped by the caller; answering it again is harmless.
             Reply::Delay { then, .. } => self.respond(*then),
         }
@@ -523,7 +598,7 @@ impl Answer {
             frames.push(sse_frame(&chunk));
         }
         frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-        sse_response(Body::from_stream(futures::stream::iter(frames.into_iter().map(Ok::<Bytes, io::Error>))))
+        sse_response(frames_body(frames))
     }
 
     /// One `chat.completion.chunk` frame with a single choice.
@@ -544,7 +619,7 @@ impl Answer {
 }
 
 /// Characters of a message's content: a string, or the text of its parts.
-fn content_chars(content: &Value) -> usize {
+pub(crate) fn content_chars(content: &Value) -> usize {
     match content {
         Value::String(s) => s.chars().count(),
         Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).map(|t| t.chars().count()).sum(),
@@ -553,13 +628,13 @@ fn content_chars(content: &Value) -> usize {
 }
 
 /// The scripted token count of `chars` characters: a quarter, at least 1.
-fn tokens(chars: usize) -> u64 {
+pub(crate) fn tokens(chars: usize) -> u64 {
     (chars as u64 / 4).max(1)
 }
 
 /// Splits `s` into at most `n` non-empty pieces of nearly equal length, on
 /// character boundaries.
-fn split_pieces(s: &str, n: usize) -> Vec<String> {
+pub(crate) fn split_pieces(s: &str, n: usize) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();
     let n = n.min(chars.len());
     if n == 0 {
@@ -580,7 +655,7 @@ fn sse_frame(chunk: &Value) -> Bytes {
     Bytes::from(format!("data: {chunk}\n\n"))
 }
 
-fn sse_response(body: Body) -> Response {
+pub(crate) fn sse_response(body: Body) -> Response {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -588,7 +663,7 @@ fn sse_response(body: Body) -> Response {
     response
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, axum::Json(body.clone())).into_response()
 }
 

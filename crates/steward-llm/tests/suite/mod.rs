@@ -1,4 +1,7 @@
+mod anthropic;
 mod common;
 mod errors;
+mod gemini;
+mod ollama;
 mod streaming;
 mod tracing;

@@ -1,0 +1,1 @@
+//! The anthropic provider (see the module's documentation once written).

@@ -1,0 +1,1 @@
+//! The gemini provider (see the module's documentation once written).

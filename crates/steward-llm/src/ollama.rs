@@ -1,0 +1,1 @@
+//! The ollama provider (see the module's documentation once written).

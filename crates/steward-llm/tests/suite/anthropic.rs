@@ -1,0 +1,1 @@
+//! Tests of the anthropic provider against the scripted server.

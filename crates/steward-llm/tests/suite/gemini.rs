@@ -1,0 +1,1 @@
+//! Tests of the gemini provider against the scripted server.

@@ -1,0 +1,1 @@
+//! Tests of the ollama provider against the scripted server.
