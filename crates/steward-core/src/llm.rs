@@ -22,15 +22,20 @@ pub struct ToolDefinition {
 }
 
 /// One call to a model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LlmRequest {
     pub tier: Tier,
-    /// A specific model, overriding the provider's choice for the tier.
+    /// A specific model, overriding the provider's choice for the tier. For
+    /// the router: `provider/model` or a tier name.
     pub model: Option<String>,
     pub messages: Vec<Message>,
     pub tools: Vec<ToolDefinition>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
+    /// Who is asking (an agent id, or `gateway`), for the usage ledger.
+    pub caller: Option<String>,
+    /// The turn or request this call belongs to, for the usage ledger.
+    pub trace_id: Option<String>,
 }
 
 /// What a provider streams back. Tool calls arrive whole: providers assemble
@@ -102,6 +107,8 @@ pub enum LlmErrorKind {
     Timeout,
     /// The provider answered with something that is not its wire format.
     InvalidResponse,
+    /// A spending budget would be exceeded and no free deployment can serve.
+    BudgetExceeded,
 }
 
 impl LlmErrorKind {
@@ -119,6 +126,7 @@ impl LlmErrorKind {
             LlmErrorKind::Network => "network",
             LlmErrorKind::Timeout => "timeout",
             LlmErrorKind::InvalidResponse => "invalid_response",
+            LlmErrorKind::BudgetExceeded => "budget_exceeded",
         }
     }
 
@@ -136,7 +144,8 @@ impl LlmErrorKind {
             | LlmErrorKind::ContentPolicy
             | LlmErrorKind::ModelNotFound
             | LlmErrorKind::BadRequest
-            | LlmErrorKind::InvalidResponse => false,
+            | LlmErrorKind::InvalidResponse
+            | LlmErrorKind::BudgetExceeded => false,
         }
     }
 }

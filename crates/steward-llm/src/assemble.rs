@@ -211,7 +211,11 @@ impl StreamAssembler {
             return;
         };
         let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
-        self.usage = Some(Usage::new(count("prompt_tokens"), count("completion_tokens")));
+        let mut counted = Usage::new(count("prompt_tokens"), count("completion_tokens"));
+        // OpenAI reports prompt-cache hits inside the prompt count.
+        counted.cached_prompt_tokens =
+            usage.pointer("/prompt_tokens_details/cached_tokens").and_then(Value::as_u64).unwrap_or(0);
+        self.usage = Some(counted);
     }
 
     fn read_delta(&mut self, delta: &Value, out: &mut Vec<LlmChunk>) {

@@ -558,6 +558,7 @@ mod tests {
             }],
             temperature: Some(0.2),
             max_tokens: Some(100),
+            ..LlmRequest::default()
         };
         let body = request_body("m", &request);
         assert_eq!(body["model"], "m");

@@ -14,6 +14,7 @@ pub enum ErrorCode {
     PayloadTooLarge,
     LlmNotConfigured,
     LlmFailed,
+    BudgetExceeded,
     ToolFailed,
     StepLimit,
     StoreFailed,
@@ -32,6 +33,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 5005,
             ErrorCode::LlmNotConfigured => 5010,
             ErrorCode::LlmFailed => 5011,
+            ErrorCode::BudgetExceeded => 5012,
             ErrorCode::ToolFailed => 5020,
             ErrorCode::StepLimit => 5021,
             ErrorCode::StoreFailed => 5030,
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::NotFound | ErrorCode::ModelNotFound => 404,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::BudgetExceeded => 429,
             ErrorCode::LlmNotConfigured | ErrorCode::StoreFailed => 503,
             ErrorCode::LlmFailed | ErrorCode::ToolFailed => 502,
             ErrorCode::Timeout => 504,
@@ -61,6 +64,7 @@ impl ErrorCode {
                 "invalid_request_error"
             }
             ErrorCode::Unauthorized => "authentication_error",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::LlmNotConfigured | ErrorCode::LlmFailed | ErrorCode::ToolFailed | ErrorCode::Timeout => {
                 "upstream_error"
             }
@@ -80,6 +84,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::LlmNotConfigured => "llm_not_configured",
             ErrorCode::LlmFailed => "llm_failed",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::ToolFailed => "tool_failed",
             ErrorCode::StepLimit => "step_limit",
             ErrorCode::StoreFailed => "store_failed",
@@ -104,6 +109,7 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::LlmNotConfigured,
             ErrorCode::LlmFailed,
+            ErrorCode::BudgetExceeded,
             ErrorCode::ToolFailed,
             ErrorCode::StepLimit,
             ErrorCode::StoreFailed,

@@ -576,6 +576,8 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
             tools: self.agent.tools.iter().filter_map(|n| tools.get(n)).map(|t| t.spec().definition()).collect(),
             temperature: None,
             max_tokens: None,
+            caller: Some(self.agent.id.clone()),
+            trace_id: Some(self.turn_id.clone()),
         }
     }
 
@@ -632,6 +634,7 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
             | LlmErrorKind::Server { .. }
             | LlmErrorKind::Network
             | LlmErrorKind::InvalidResponse => ErrorCode::LlmFailed,
+            LlmErrorKind::BudgetExceeded => ErrorCode::BudgetExceeded,
         };
         Err(self.fail(code, e.to_string()).await)
     }

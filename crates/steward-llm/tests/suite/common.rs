@@ -30,6 +30,7 @@ pub fn request(text: &str) -> LlmRequest {
         tools: vec![],
         temperature: None,
         max_tokens: None,
+        ..LlmRequest::default()
     }
 }
 
