@@ -14,6 +14,7 @@ pub mod policy;
 pub mod store;
 pub mod tool;
 pub mod tools;
+pub mod usage;
 
 pub use agent::{AgentProfile, AgentRegistry, Tier};
 pub use clock::{Clock, SystemClock};
@@ -23,3 +24,4 @@ pub use metrics::Metrics;
 pub use policy::{Decision, Policy};
 pub use store::{NewMessage, Store, StoreError};
 pub use tool::{Tool, ToolContext, ToolError, ToolRegistry, ToolSpec};
+pub use usage::{UsageGroup, UsageRecord, UsageTotal};

@@ -5,6 +5,8 @@ use async_trait::async_trait;
 use steward_protocol::api::{Conversation, StoredMessage};
 use steward_protocol::Message;
 
+use crate::usage::{UsageGroup, UsageRecord, UsageTotal};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("conversation '{0}' not found")]
@@ -53,4 +55,11 @@ pub trait Store: Send + Sync + 'static {
     /// The most recently updated conversation whose transcript has this
     /// fingerprint.
     async fn find_by_client_fingerprint(&self, fingerprint: &str) -> Result<Option<Conversation>, StoreError>;
+
+    /// Appends one model call to the usage ledger.
+    async fn record_usage(&self, record: &UsageRecord) -> Result<(), StoreError>;
+
+    /// Ledger totals of calls made at or after `since_ms`, by `group`,
+    /// ordered by key.
+    async fn usage_totals(&self, since_ms: i64, group: UsageGroup) -> Result<Vec<UsageTotal>, StoreError>;
 }

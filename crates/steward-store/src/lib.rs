@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Row, Transaction};
-use steward_core::{Clock, NewMessage, Store, StoreError};
+use steward_core::{Clock, NewMessage, Store, StoreError, UsageGroup, UsageRecord, UsageTotal};
 use steward_protocol::api::{Conversation, StoredMessage};
 use steward_protocol::{Role, ToolCall};
 
@@ -338,6 +338,21 @@ fn is_retryable(e: &sqlx::Error, backend: Backend) -> bool {
     }
 }
 
+/// Token counts are u64 on the wire and BIGINT in the database.
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A summed column (cast to BIGINT in the query, so both backends agree).
+fn sum(row: &AnyRow, column: &str) -> Result<i64, sqlx::Error> {
+    Ok(row.try_get::<Option<i64>, _>(column)?.unwrap_or(0))
+}
+
+/// `YYYY-MM-DD` of a UTC day number (days since 1970-01-01).
+fn day_string(day: i64) -> String {
+    steward_core::tools::rfc3339(day * 86_400_000)[..10].to_string()
+}
+
 /// PostgreSQL's text type cannot hold NUL characters; SQLite's can. So that
 /// both store the same thing (and a model that emits a NUL cannot make a
 /// reply unstorable), NUL becomes U+FFFD.
@@ -531,6 +546,80 @@ impl Store for SqlStore {
             .await
             .map_err(|e| self.db_error("looking up a conversation by its transcript", e))?;
         row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn record_usage(&self, r: &UsageRecord) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let fallback = (!r.fallback_path.is_empty()).then(|| r.fallback_path.join(" > "));
+        sqlx::query(
+            "INSERT INTO usage_ledger (id, created_at, caller, tier, provider, model, prompt_tokens, \
+             completion_tokens, cached_tokens, cost_micros, latency_ms, ttft_ms, outcome, local, fallback_path, trace_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(r.created_at)
+        .bind(r.caller.as_deref().map(storable))
+        .bind(r.tier.clone())
+        .bind(storable(&r.provider))
+        .bind(storable(&r.model))
+        .bind(clamp(r.usage.prompt_tokens))
+        .bind(clamp(r.usage.completion_tokens))
+        .bind(clamp(r.usage.cached_prompt_tokens))
+        .bind(r.cost_micros)
+        .bind(r.latency_ms)
+        .bind(r.ttft_ms)
+        .bind(storable(&r.outcome))
+        .bind(i64::from(r.local))
+        .bind(fallback.as_deref().map(storable))
+        .bind(r.trace_id.as_deref().map(storable))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db_error("recording a model call in the usage ledger", e))?;
+        Ok(())
+    }
+
+    async fn usage_totals(&self, since_ms: i64, group: UsageGroup) -> Result<Vec<UsageTotal>, StoreError> {
+        // Integer division gives the UTC day number on both backends.
+        let key = match group {
+            UsageGroup::Day => "CAST(created_at / 86400000 AS TEXT)",
+            UsageGroup::Provider => "provider",
+            UsageGroup::Model => "provider || '/' || model",
+        };
+        let sql = format!(
+            "SELECT {key} AS k, CAST(COUNT(*) AS BIGINT) AS requests, \
+             CAST(SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS ok_requests, \
+             CAST(SUM(local) AS BIGINT) AS local_requests, CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+             CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
+             CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens, CAST(SUM(cost_micros) AS BIGINT) AS cost_micros \
+             FROM usage_ledger WHERE created_at >= $1 GROUP BY k ORDER BY k"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db_error("summing the usage ledger", e))?;
+        rows.iter()
+            .map(|row| {
+                let get = || -> Result<UsageTotal, sqlx::Error> {
+                    let raw_key: String = row.try_get("k")?;
+                    let key = match group {
+                        UsageGroup::Day => raw_key.parse::<i64>().map(day_string).unwrap_or(raw_key),
+                        UsageGroup::Provider | UsageGroup::Model => raw_key,
+                    };
+                    Ok(UsageTotal {
+                        key,
+                        requests: row.try_get("requests")?,
+                        ok_requests: sum(row, "ok_requests")?,
+                        local_requests: sum(row, "local_requests")?,
+                        prompt_tokens: sum(row, "prompt_tokens")?,
+                        completion_tokens: sum(row, "completion_tokens")?,
+                        cached_tokens: sum(row, "cached_tokens")?,
+                        cost_micros: sum(row, "cost_micros")?,
+                    })
+                };
+                get().map_err(|e| StoreError::Corrupt(format!("usage ledger totals: {e}")))
+            })
+            .collect()
     }
 
     async fn list_messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError> {

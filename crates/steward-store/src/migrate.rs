@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0002_client_fingerprint",
         sql: include_str!("../migrations/0002_client_fingerprint.sql"),
     },
+    Migration { version: 3, name: "0003_usage_ledger", sql: include_str!("../migrations/0003_usage_ledger.sql") },
 ];
 
 /// `pg_advisory_lock` key for migrations ("Steward\0" in ASCII).

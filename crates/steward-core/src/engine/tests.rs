@@ -75,6 +75,12 @@ impl Store for MemStore {
         f.push((id.to_string(), fp.to_string()));
         Ok(())
     }
+    async fn record_usage(&self, _record: &crate::UsageRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn usage_totals(&self, _since: i64, _group: crate::UsageGroup) -> Result<Vec<crate::UsageTotal>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn find_by_client_fingerprint(&self, fp: &str) -> Result<Option<Conversation>, StoreError> {
         let id = self.fingerprints.lock().unwrap().iter().find(|(_, f)| f == fp).map(|(c, _)| c.clone());
         match id {

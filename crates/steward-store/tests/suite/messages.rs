@@ -19,6 +19,7 @@ backend_tests!(
     malformed_tool_calls_in_the_database_are_corrupt,
     nul_characters_are_stored_alike_on_both_backends,
     client_fingerprints_find_their_conversation,
+    the_usage_ledger_sums_by_day_provider_and_model,
 );
 
 fn new(conversation_id: &str, message: Message) -> NewMessage {
@@ -270,4 +271,51 @@ async fn client_fingerprints_find_their_conversation(db: &TestDb) {
     assert_eq!(store.find_by_client_fingerprint("fp-3").await.unwrap().map(|c| c.id), Some(a.id));
     let missing = store.set_client_fingerprint("nope", "fp-4").await.unwrap_err();
     assert!(matches!(missing, StoreError::ConversationNotFound(ref id) if id == "nope"), "{missing:?}");
+}
+
+async fn the_usage_ledger_sums_by_day_provider_and_model(db: &TestDb) {
+    use steward_core::{UsageGroup, UsageRecord};
+    let store = &db.store;
+    let day = 86_400_000;
+    let record = |at: i64, provider: &str, model: &str, cost: i64, outcome: &str, local: bool| UsageRecord {
+        created_at: at,
+        caller: Some("architect".into()),
+        tier: Some("smart".into()),
+        provider: provider.into(),
+        model: model.into(),
+        usage: steward_protocol::Usage { prompt_tokens: 100, completion_tokens: 20, cached_prompt_tokens: 5 },
+        cost_micros: cost,
+        latency_ms: 12,
+        ttft_ms: Some(3),
+        outcome: outcome.into(),
+        local,
+        fallback_path: vec!["anthropic/claude".into()],
+        trace_id: Some("turn_1".into()),
+    };
+    // 2026-11-22 and the day after.
+    let d0 = 20_779 * day;
+    for r in [
+        record(d0 + 1, "openai", "gpt-4o", 1_500, "ok", false),
+        record(d0 + 2, "openai", "gpt-4o-mini", 250, "ok", false),
+        record(d0 + day + 3, "ollama", "llama3.1", 0, "ok", true),
+        record(d0 + day + 4, "openai", "gpt-4o", 0, "rate_limited", false),
+        record(d0 - 5, "openai", "gpt-4o", 9_999, "ok", false),
+    ] {
+        store.record_usage(&r).await.unwrap();
+    }
+    let by_day = store.usage_totals(d0, UsageGroup::Day).await.unwrap();
+    assert_eq!(
+        by_day.iter().map(|t| (t.key.as_str(), t.requests, t.cost_micros)).collect::<Vec<_>>(),
+        vec![("2026-11-22", 2, 1_750), ("2026-11-23", 2, 0)]
+    );
+    let by_provider = store.usage_totals(d0, UsageGroup::Provider).await.unwrap();
+    let ollama = &by_provider[0];
+    assert_eq!((ollama.key.as_str(), ollama.local_requests, ollama.ok_requests), ("ollama", 1, 1));
+    let openai = &by_provider[1];
+    assert_eq!((openai.key.as_str(), openai.requests, openai.ok_requests), ("openai", 3, 2));
+    assert_eq!((openai.prompt_tokens, openai.completion_tokens, openai.cached_tokens), (300, 60, 15));
+    let by_model = store.usage_totals(0, UsageGroup::Model).await.unwrap();
+    let keys: Vec<&str> = by_model.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, vec!["ollama/llama3.1", "openai/gpt-4o", "openai/gpt-4o-mini"]);
+    assert_eq!(by_model[1].cost_micros, 11_499);
 }

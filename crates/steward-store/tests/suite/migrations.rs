@@ -27,7 +27,14 @@ async fn migration_rows(store: &SqlStore) -> Vec<(i64, String, i64)> {
 
 async fn connecting_twice_is_a_no_op(db: &TestDb) {
     let first = migration_rows(&db.store).await;
-    assert_eq!(first, vec![(1, "0001_conversations".to_string(), T0), (2, "0002_client_fingerprint".to_string(), T0)]);
+    assert_eq!(
+        first,
+        vec![
+            (1, "0001_conversations".to_string(), T0),
+            (2, "0002_client_fingerprint".to_string(), T0),
+            (3, "0003_usage_ledger".to_string(), T0)
+        ]
+    );
 
     let conversation = db.store.create_conversation("default", Some("before")).await.unwrap();
 
@@ -55,7 +62,11 @@ async fn concurrent_first_connects_migrate_once(db: &TestDb) {
     for store in &stores {
         assert_eq!(
             migration_rows(store).await,
-            vec![(1, "0001_conversations".to_string(), T0), (2, "0002_client_fingerprint".to_string(), T0)]
+            vec![
+                (1, "0001_conversations".to_string(), T0),
+                (2, "0002_client_fingerprint".to_string(), T0),
+                (3, "0003_usage_ledger".to_string(), T0)
+            ]
         );
     }
     // And the schema works from every one of them.
