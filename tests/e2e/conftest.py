@@ -90,6 +90,11 @@ def steward_auth(workdir: Path, scripted: ScriptedLlm) -> Iterator[Steward]:
 CONFIGURED_TOML = """
 [llm]
 request_timeout_secs = 1
+retries = 1
+
+[llm.tiers]
+fast = ["openai/scripted"]
+smart = ["openai/scripted"]
 
 [engine]
 max_steps = 3
@@ -104,7 +109,8 @@ tier = "fast"
 
 @pytest.fixture(scope="session")
 def steward_configured(workdir: Path, scripted: ScriptedLlm) -> Iterator[Steward]:
-    """Steward with a steward.toml: a 1 s model timeout, 3 steps, an extra agent."""
+    """Steward with a steward.toml: a 1 s model timeout and no retry on one
+    deployment, 3 steps, an extra agent."""
     yield from _steward_fixture(
         "steward-configured",
         workdir,

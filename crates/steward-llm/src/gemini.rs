@@ -1,1 +1,1602 @@
-//! The gemini provider (see the module's documentation once written).
+//! The Google Gemini provider: `generateContent`, streamed
+//! (`streamGenerateContent?alt=sse`), with function calling.
+//!
+//! Steward's messages become Gemini's `contents`: system messages the
+//! `systemInstruction`, assistant messages `model` turns whose tool calls
+//! are `functionCall` parts (with the `thoughtSignature` Gemini attached to
+//! them, sent back as received), and tool results `functionResponse` parts,
+//! consecutive ones merged into one turn as Gemini requires. Tool schemas
+//! are cut down to the OpenAPI subset Gemini accepts.
+//!
+//! The answer streams as `data:` events, each a whole
+//! `GenerateContentResponse`: text is passed on as it comes (thoughts are
+//! not), function calls arrive whole and are handed on at the end with an
+//! id made up when Gemini gives none, then the usage and the finish reason.
+//! Errors are [`LlmError`]s whose kinds follow Google's statuses
+//! (`RESOURCE_EXHAUSTED`, `UNAVAILABLE`, …); the API key travels in the
+//! `x-goog-api-key` header, never in the URL, and never appears in an
+//! error, a log line or `Debug` output.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use reqwest::header::HeaderValue;
+use serde_json::{json, Map, Value};
+use steward_core::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition};
+use steward_protocol::{FinishReason, Message, Role, ToolCall, Usage};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+
+use crate::errors::{
+    human_duration, preview, redact_url, retry_after, ErrorContext, ErrorDetail, Phase, BODY_PREVIEW_CHARS,
+    STREAM_PREVIEW_CHARS,
+};
+use crate::sse::SseParser;
+use crate::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+
+/// Google's endpoint for the Gemini API (like `GEMINI_BASE_URL`, the host
+/// only: Steward appends `/v1beta/models/{model}:streamGenerateContent`).
+pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+
+/// The API version used when the base URL does not name one.
+const API_VERSION: &str = "v1beta";
+
+/// The header that carries the API key.
+const KEY_HEADER: &str = "x-goog-api-key";
+
+/// Error bodies are read up to this many bytes.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The value Google documents for a `functionCall` part whose signature is
+/// unknown (a call made by another model): Gemini 3 models reject the
+/// request without one.
+const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// How to reach the Gemini API.
+#[derive(Clone)]
+pub struct GeminiConfig {
+    /// A short name used in logs and errors, normally `gemini`.
+    pub name: String,
+    /// The host, like `GEMINI_BASE_URL`: [`DEFAULT_BASE_URL`] or a proxy's
+    /// root. A base that already ends in an API version (`…/v1beta`) is
+    /// used as it is.
+    pub base_url: String,
+    /// Sent as the `x-goog-api-key` header when set. Never logged or shown.
+    pub api_key: Option<String>,
+    /// The model used when the request names none, e.g. `gemini-2.0-flash`.
+    pub model: String,
+    /// The limit on a whole call, streamed answer included.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl GeminiConfig {
+    /// Google's endpoint, no API key, the default timeouts.
+    pub fn new(model: impl Into<String>) -> Self {
+        GeminiConfig {
+            name: "gemini".to_string(),
+            base_url: DEFAULT_BASE_URL.to_string(),
+            api_key: None,
+            model: model.into(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    pub fn with_api_key(mut self, api_key: impl Into<String>) -> Self {
+        self.api_key = Some(api_key.into());
+        self
+    }
+
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    pub fn with_timeouts(mut self, request: Duration, connect: Duration) -> Self {
+        self.request_timeout = request;
+        self.connect_timeout = connect;
+        self
+    }
+}
+
+impl fmt::Debug for GeminiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = self.api_key.as_ref().map(|_| "***");
+        f.debug_struct("GeminiConfig")
+            .field("name", &self.name)
+            .field("base_url", &redact_url(&self.base_url))
+            .field("api_key", &key)
+            .field("model", &self.model)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// The Gemini API provider.
+pub struct Gemini {
+    config: GeminiConfig,
+    /// The base with the API version, e.g. `https://…googleapis.com/v1beta`.
+    api_root: String,
+    /// The key as a header value, marked sensitive.
+    key: Option<HeaderValue>,
+    client: reqwest::Client,
+}
+
+impl fmt::Debug for Gemini {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gemini")
+            .field("config", &self.config)
+            .field("api_root", &redact_url(&self.api_root))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gemini {
+    pub fn new(config: GeminiConfig) -> Result<Self, LlmError> {
+        let not_configured = |message: String| LlmError::new(config.name.clone(), LlmErrorKind::NotConfigured, message);
+        let base = config.base_url.trim().trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(not_configured(format!(
+                "base URL '{}' is not an http:// or https:// URL (expected something like {DEFAULT_BASE_URL})",
+                redact_url(base)
+            )));
+        }
+        let api_root = api_root(base);
+        let key = match config.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(key).map_err(|_| {
+                    not_configured("the API key contains characters that cannot be sent in a header".to_string())
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| not_configured(format!("could not set up the HTTP client: {e}")))?;
+        Ok(Gemini { config, api_root, key, client })
+    }
+
+    pub fn config(&self) -> &GeminiConfig {
+        &self.config
+    }
+
+    /// The model a call uses: the request's own, else the configured one.
+    pub fn model_for<'a>(&'a self, requested: Option<&'a str>) -> &'a str {
+        requested.map(str::trim).filter(|m| !m.is_empty()).unwrap_or(&self.config.model)
+    }
+
+    /// The streaming endpoint for `model`, with `alt=sse` and without the key.
+    pub fn stream_url(&self, model: &str) -> String {
+        format!("{}/{}:streamGenerateContent?alt=sse", self.api_root, model_path(model))
+    }
+
+    fn error_context(&self, model: &str) -> ErrorContext {
+        ErrorContext::new(
+            &self.config.name,
+            model,
+            &self.config.base_url,
+            self.config.api_key.as_deref(),
+            self.config.request_timeout,
+            self.config.connect_timeout,
+        )
+    }
+
+    /// Sends the request and checks the status; the body is left to stream.
+    async fn send(&self, ctx: &ErrorContext, model: &str, body: &Value) -> Result<reqwest::Response, LlmError> {
+        let mut request = self.client.post(self.stream_url(model)).json(body);
+        if let Some(key) = &self.key {
+            request = request.header(KEY_HEADER, key.clone());
+        }
+        let mut response = request.send().await.map_err(|e| ctx.transport_error(&e, Phase::Request))?;
+        let status = response.status();
+        Span::current().record("status", status.as_u16());
+        if status.is_success() {
+            return Ok(response);
+        }
+        let wait = retry_after(response.headers());
+        let mut body = Vec::new();
+        // A body that breaks off half-way still says something.
+        while body.len() < ERROR_BODY_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Err(http_error(ctx, status.as_u16(), wait, &body))
+    }
+}
+
+/// `base` (no trailing slash) with an API version: kept when it already
+/// ends in one (`…/v1beta`, `…/v1beta/models`), else `/v1beta` appended.
+fn api_root(base: &str) -> String {
+    let base = base.strip_suffix("/models").unwrap_or(base);
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let last = base[authority..].find('/').and_then(|p| base[authority + p..].rsplit('/').next()).unwrap_or("");
+    let is_version = last.strip_prefix('v').is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    if is_version {
+        base.to_string()
+    } else {
+        format!("{base}/{API_VERSION}")
+    }
+}
+
+/// The resource path of a model: `models/{id}` (or `tunedModels/{id}`),
+/// the id percent-encoded so it stays one path segment.
+fn model_path(model: &str) -> String {
+    let model = model.trim();
+    let (collection, id) = if let Some(id) = model.strip_prefix("tunedModels/") {
+        ("tunedModels", id)
+    } else {
+        ("models", model.strip_prefix("models/").unwrap_or(model))
+    };
+    let mut encoded = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("{collection}/{encoded}")
+}
+
+#[async_trait]
+impl Llm for Gemini {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+        let model = self.model_for(request.model.as_deref()).to_string();
+        let span = tracing::info_span!(
+            "llm_call",
+            provider = %self.config.name,
+            model = %model,
+            tier = %request.tier.as_str(),
+            status = Empty,
+            outcome = Empty,
+            error = Empty,
+            finish_reason = Empty,
+            duration_ms = Empty,
+            first_chunk_ms = Empty,
+            prompt_tokens = Empty,
+            completion_tokens = Empty,
+        );
+        let mut log = CallLog::new(span.clone());
+        let ctx = self.error_context(&model);
+        if model.is_empty() {
+            let error = ctx.error(
+                LlmErrorKind::NotConfigured,
+                format!("no model is configured for {} (set one such as gemini-2.0-flash)", self.config.name),
+            );
+            log.failed(&error);
+            return Err(error);
+        }
+        let body = request_body(&model, &request);
+        let response = match self.send(&ctx, &model, &body).instrument(span.clone()).await {
+            Ok(response) => response,
+            Err(error) => {
+                log.failed(&error);
+                return Err(error);
+            }
+        };
+        let reader = Reader {
+            body: response.bytes_stream().boxed(),
+            parser: SseParser::new(),
+            assembler: Assembler::new(ctx.clone()),
+            ctx,
+            pending: VecDeque::new(),
+            error: None,
+            ended: false,
+            log,
+        };
+        let stream = futures::stream::unfold(reader, |mut reader| {
+            let span = reader.log.span.clone();
+            async move {
+                let item = reader.next().await?;
+                Some((item, reader))
+            }
+            .instrument(span)
+        });
+        Ok(Box::pin(stream.fuse()))
+    }
+}
+
+// ------------------------------------------------------------------ request
+
+/// The JSON body of a `generateContent` request.
+pub(crate) fn request_body(model: &str, request: &LlmRequest) -> Value {
+    let mut body = json!({"contents": contents(model, &request.messages)});
+    let system: Vec<Value> = request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::System && !m.content.trim().is_empty())
+        .map(|m| json!({"text": m.content}))
+        .collect();
+    if !system.is_empty() {
+        body["systemInstruction"] = json!({"parts": system});
+    }
+    if !request.tools.is_empty() {
+        let declarations: Vec<Value> = request.tools.iter().map(function_declaration).collect();
+        body["tools"] = json!([{"functionDeclarations": declarations}]);
+    }
+    let mut generation = Map::new();
+    if let Some(temperature) = request.temperature {
+        generation.insert("temperature".into(), json!(temperature));
+    }
+    if let Some(max_tokens) = request.max_tokens {
+        generation.insert("maxOutputTokens".into(), json!(max_tokens));
+    }
+    if !generation.is_empty() {
+        body["generationConfig"] = Value::Object(generation);
+    }
+    body
+}
+
+/// The conversation as Gemini `contents`. System messages are left out
+/// (they are the `systemInstruction`); consecutive tool results become one
+/// `user` turn of `functionResponse` parts.
+fn contents(model: &str, messages: &[Message]) -> Vec<Value> {
+    // Gemini 3 rejects a step's first function call without a signature.
+    let needs_signature = model_path(model).starts_with("models/gemini-3");
+    // A tool result without a name answers the call with its id.
+    let call_names: HashMap<&str, &str> =
+        messages.iter().flat_map(|m| &m.tool_calls).map(|c| (c.id.as_str(), c.name.as_str())).collect();
+    let mut out: Vec<Value> = Vec::new();
+    let mut in_tool_results = false;
+    for message in messages {
+        let mut parts = Vec::new();
+        let role = match message.role {
+            Role::System => continue,
+            Role::User => {
+                if !message.content.is_empty() {
+                    parts.push(json!({"text": message.content}));
+                }
+                "user"
+            }
+            Role::Assistant => {
+                if !message.content.is_empty() {
+                    parts.push(json!({"text": message.content}));
+                }
+                for (i, call) in message.tool_calls.iter().enumerate() {
+                    let mut part =
+                        json!({"functionCall": {"name": call.name, "args": arguments_object(&call.arguments)}});
+                    match call.signature.as_deref().filter(|s| !s.is_empty()) {
+                        Some(signature) => part["thoughtSignature"] = json!(signature),
+                        None if needs_signature && i == 0 => part["thoughtSignature"] = json!(SKIP_SIGNATURE),
+                        None => {}
+                    }
+                    parts.push(part);
+                }
+                "model"
+            }
+            Role::Tool => {
+                let name = message
+                    .name
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| message.tool_call_id.as_deref().and_then(|id| call_names.get(id).copied()))
+                    .unwrap_or("tool");
+                let part =
+                    json!({"functionResponse": {"name": name, "response": {"result": tool_result(&message.content)}}});
+                if in_tool_results {
+                    if let Some(parts) = out.last_mut().and_then(|c| c["parts"].as_array_mut()) {
+                        parts.push(part);
+                        continue;
+                    }
+                }
+                in_tool_results = true;
+                out.push(json!({"role": "user", "parts": [part]}));
+                continue;
+            }
+        };
+        in_tool_results = false;
+        if !parts.is_empty() {
+            out.push(json!({"role": role, "parts": parts}));
+        }
+    }
+    out
+}
+
+/// A call's arguments as the object Gemini wants: `{}` when the text is not
+/// a JSON object.
+fn arguments_object(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Object(map)) => Value::Object(map),
+        _ => Value::Object(Map::new()),
+    }
+}
+
+/// A tool's output: the parsed object when it is a JSON object, else the text.
+fn tool_result(content: &str) -> Value {
+    match serde_json::from_str::<Value>(content) {
+        Ok(Value::Object(map)) => Value::Object(map),
+        _ => Value::String(content.to_string()),
+    }
+}
+
+fn function_declaration(tool: &ToolDefinition) -> Value {
+    let mut declaration = json!({"name": tool.name, "description": tool.description});
+    let parameters = clean_schema(&tool.parameters);
+    // Gemini refuses an object schema without properties; a function that
+    // takes nothing simply has no `parameters`.
+    let empty_object = parameters.get("properties").is_none() && parameters.get("anyOf").is_none();
+    if parameters.is_object() && !empty_object {
+        declaration["parameters"] = parameters;
+    }
+    declaration
+}
+
+/// The keys of Gemini's `Schema` (an OpenAPI subset) besides `format`
+/// (checked on its own); Gemini rejects everything else a JSON Schema may
+/// hold (`additionalProperties`, `$schema`, `$ref`, …).
+const SCHEMA_KEYS: &[&str] = &[
+    "type",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "maxItems",
+    "minItems",
+    "properties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "example",
+    "anyOf",
+    "propertyOrdering",
+    "default",
+    "items",
+    "minimum",
+    "maximum",
+];
+
+/// The formats Gemini accepts (`number`: float, double; `integer`: int32,
+/// int64; `string`: enum, date-time).
+const SCHEMA_FORMATS: &[&str] = &["float", "double", "int32", "int64", "enum", "date-time"];
+
+/// A JSON Schema cut down to what Gemini's `Schema` accepts, recursively:
+/// unknown keys dropped, `oneOf` read as `anyOf`, `const` as a one-value
+/// `enum`, `"type": ["string", "null"]` as a nullable string, unsupported
+/// formats dropped, and `required` limited to the declared properties.
+pub(crate) fn clean_schema(schema: &Value) -> Value {
+    let Value::Object(input) = schema else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in input {
+        let key = key.as_str();
+        match key {
+            "properties" => {
+                let Value::Object(properties) = value else { continue };
+                if properties.is_empty() {
+                    continue;
+                }
+                let cleaned = properties.iter().map(|(name, s)| (name.clone(), clean_schema(s))).collect();
+                out.insert(key.into(), Value::Object(cleaned));
+            }
+            "items" => {
+                out.insert(key.into(), clean_schema(value));
+            }
+            "anyOf" | "oneOf" => {
+                if let Value::Array(options) = value {
+                    let options: Vec<Value> = options.iter().map(clean_schema).collect();
+                    out.insert("anyOf".into(), Value::Array(options));
+                }
+            }
+            "type" => match value {
+                Value::Array(types) => {
+                    let (mut real, mut nullable) = (None, false);
+                    for t in types.iter().filter_map(Value::as_str) {
+                        if t == "null" {
+                            nullable = true;
+                        } else if real.is_none() {
+                            real = Some(t);
+                        }
+                    }
+                    if let Some(real) = real {
+                        out.insert("type".into(), json!(real));
+                    }
+                    if nullable {
+                        out.insert("nullable".into(), json!(true));
+                    }
+                }
+                other => {
+                    out.insert(key.into(), other.clone());
+                }
+            },
+            "const" if !input.contains_key("enum") => {
+                out.insert("enum".into(), json!([value]));
+            }
+            // Other formats fall through and are dropped.
+            "format" if value.as_str().is_some_and(|f| SCHEMA_FORMATS.contains(&f)) => {
+                out.insert(key.into(), value.clone());
+            }
+            _ if SCHEMA_KEYS.contains(&key) => {
+                out.insert(key.into(), value.clone());
+            }
+            _ => {}
+        }
+    }
+    if let Some(Value::Array(required)) = out.get("required") {
+        let declared = out.get("properties").and_then(Value::as_object);
+        let kept: Vec<Value> = required
+            .iter()
+            .filter(|name| name.as_str().is_some_and(|n| declared.is_some_and(|d| d.contains_key(n))))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            out.remove("required");
+        } else {
+            out.insert("required".into(), Value::Array(kept));
+        }
+    }
+    Value::Object(out)
+}
+
+// ------------------------------------------------------------------ errors
+
+/// The fields of Google's error body that matter:
+/// `{"error":{"code","message","status","details":[…]}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct GoogleError {
+    code: Option<u16>,
+    message: Option<String>,
+    /// The canonical status, e.g. `RESOURCE_EXHAUSTED`.
+    status: Option<String>,
+    /// `google.rpc.RetryInfo.retryDelay`.
+    retry_delay: Option<Duration>,
+    /// `google.rpc.ErrorInfo.reason`, e.g. `API_KEY_INVALID`.
+    reason: Option<String>,
+}
+
+impl GoogleError {
+    /// Reads the body, or the first element of an array of them (what the
+    /// API answers when asked for a JSON array stream).
+    fn from_value(value: &Value) -> Option<GoogleError> {
+        let value = match value {
+            Value::Array(items) => items.first()?,
+            other => other,
+        };
+        let error = value.get("error").filter(|e| e.is_object())?;
+        let text =
+            |v: Option<&Value>| v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let details = error.get("details").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let of_type = |suffix: &str| {
+            details.iter().find(|d| d.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with(suffix)))
+        };
+        Some(GoogleError {
+            code: error.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok()),
+            message: text(error.get("message")),
+            status: text(error.get("status")),
+            retry_delay: of_type("google.rpc.RetryInfo").and_then(|d| d.get("retryDelay")).and_then(parse_delay),
+            reason: of_type("google.rpc.ErrorInfo").and_then(|d| text(d.get("reason"))),
+        })
+    }
+
+    /// The message; the status is named beside the HTTP status instead.
+    fn describe(&self) -> String {
+        self.message.clone().unwrap_or_else(|| "no message in the error".to_string())
+    }
+}
+
+/// A protobuf `Duration` in JSON: `"12s"`, `"0.5s"`, or `{"seconds", "nanos"}`.
+fn parse_delay(value: &Value) -> Option<Duration> {
+    let seconds = match value {
+        Value::String(s) => s.trim().strip_suffix('s').unwrap_or(s.trim()).trim().parse::<f64>().ok()?,
+        Value::Number(n) => n.as_f64()?,
+        Value::Object(o) => {
+            let whole = o.get("seconds").and_then(|s| s.as_f64().or_else(|| s.as_str()?.parse().ok())).unwrap_or(0.0);
+            whole + o.get("nanos").and_then(Value::as_f64).unwrap_or(0.0) / 1e9
+        }
+        _ => return None,
+    };
+    (0.0..1e9).contains(&seconds).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// The HTTP status a canonical status stands for, for errors inside a
+/// stream that carry no code.
+fn status_code(status: &str) -> Option<u16> {
+    Some(match status {
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 400,
+        "UNAUTHENTICATED" => 401,
+        "PERMISSION_DENIED" => 403,
+        "NOT_FOUND" => 404,
+        "ABORTED" | "ALREADY_EXISTS" => 409,
+        "RESOURCE_EXHAUSTED" => 429,
+        "CANCELLED" => 499,
+        "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => 500,
+        "UNIMPLEMENTED" => 501,
+        "UNAVAILABLE" => 503,
+        "DEADLINE_EXCEEDED" => 504,
+        _ => return None,
+    })
+}
+
+fn mentions_context_length(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "input token count",
+        "exceeds the maximum number of tokens",
+        "token count exceeds",
+        "too many tokens",
+        "context length",
+        "context window",
+        "prompt is too long",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
+
+fn is_key_problem(error: &GoogleError) -> bool {
+    error.reason.as_deref().is_some_and(|r| r.starts_with("API_KEY_"))
+        || error.message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("api key not valid"))
+}
+
+/// The error for a non-success HTTP status.
+fn http_error(ctx: &ErrorContext, status: u16, retry_after: Option<Duration>, body: &[u8]) -> LlmError {
+    let text = String::from_utf8_lossy(body);
+    let parsed = serde_json::from_str::<Value>(text.trim()).ok();
+    let google = parsed.as_ref().and_then(GoogleError::from_value);
+    let described = match (&google, parsed.as_ref().and_then(ErrorDetail::from_value)) {
+        (Some(google), _) => google.describe(),
+        (None, Some(other)) => other.describe(),
+        (None, None) if text.trim().is_empty() => "the response body was empty".to_string(),
+        (None, None) => format!("the response body was: {}", preview(&text, BODY_PREVIEW_CHARS)),
+    };
+    classify(ctx, status, retry_after, google.unwrap_or_default(), &described)
+}
+
+/// The error for an `{"error": …}` object inside a 200 answer.
+fn embedded_error(ctx: &ErrorContext, value: &Value) -> LlmError {
+    let google = GoogleError::from_value(value).unwrap_or_default();
+    let status = google
+        .code
+        .filter(|c| (400..=599).contains(c))
+        .or_else(|| google.status.as_deref().and_then(status_code))
+        .unwrap_or(500);
+    let described = google.describe();
+    let error = classify(ctx, status, None, google, &described);
+    ctx.error(error.kind, format!("{} reported an error in its answer: {}", ctx.provider, error.message))
+}
+
+fn classify(
+    ctx: &ErrorContext,
+    status: u16,
+    retry_after: Option<Duration>,
+    google: GoogleError,
+    described: &str,
+) -> LlmError {
+    let p = &ctx.provider;
+    let canonical = google.status.as_deref().unwrap_or("");
+    let tag = if canonical.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}, {canonical}") };
+    let message = google.message.as_deref().unwrap_or("");
+    let key_hint = if ctx.has_key {
+        "check the API key and what it may access"
+    } else {
+        "no API key is configured for this provider; set one"
+    };
+    match status {
+        401 | 403 => {
+            let what =
+                if status == 401 || canonical == "UNAUTHENTICATED" { "rejected the API key" } else { "denied access" };
+            ctx.error(LlmErrorKind::Authentication, format!("{p} {what} ({tag}): {described} — {key_hint}"))
+        }
+        400 if is_key_problem(&google) => ctx
+            .error(LlmErrorKind::Authentication, format!("{p} rejected the API key ({tag}): {described} — {key_hint}")),
+        429 => {
+            let wait = retry_after.or(google.retry_delay);
+            let after = wait.map(|d| format!("; retry after {}", human_duration(d))).unwrap_or_default();
+            let quota = if message.to_ascii_lowercase().contains("quota") {
+                " — check the project's quota and plan"
+            } else {
+                ""
+            };
+            ctx.error(
+                LlmErrorKind::RateLimited { retry_after: wait },
+                format!("{p} is rate limiting requests ({tag}): {described}{after}{quota}"),
+            )
+        }
+        404 => ctx.error(
+            LlmErrorKind::ModelNotFound,
+            format!(
+                "model '{}' was not found by {p} at {} ({tag}): {described} — check the model name \
+                 (for example gemini-2.0-flash)",
+                ctx.model, ctx.base_url
+            ),
+        ),
+        400..=499 if mentions_context_length(message) => ctx.error(
+            LlmErrorKind::ContextLengthExceeded,
+            format!("the conversation is too long for model '{}' at {p} ({tag}): {described}", ctx.model),
+        ),
+        400..=499 => {
+            ctx.error(LlmErrorKind::BadRequest, format!("{p} rejected the request as invalid ({tag}): {described}"))
+        }
+        503 => {
+            ctx.error(LlmErrorKind::Overloaded, format!("{p} is overloaded ({tag}): {described} — try again shortly"))
+        }
+        504 => ctx.error(LlmErrorKind::Timeout, format!("{p} gave up waiting for the model ({tag}): {described}")),
+        500..=599 => ctx.error(LlmErrorKind::Server { status }, format!("{p} had a server error ({tag}): {described}")),
+        _ => ctx.error(
+            LlmErrorKind::InvalidResponse,
+            format!("{p} answered with unexpected HTTP status {status}: {described}"),
+        ),
+    }
+}
+
+// ------------------------------------------------------------------ response
+
+/// Turns streamed `GenerateContentResponse`s into [`LlmChunk`]s.
+#[derive(Debug)]
+struct Assembler {
+    ctx: ErrorContext,
+    calls: Vec<ToolCall>,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+    /// The final chunks were produced.
+    done: bool,
+}
+
+impl Assembler {
+    fn new(ctx: ErrorContext) -> Self {
+        Assembler { ctx, calls: Vec::new(), finish_reason: None, usage: None, done: false }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn finish_seen(&self) -> bool {
+        self.finish_reason.is_some()
+    }
+
+    fn invalid(&self, what: &str, data: &str) -> LlmError {
+        let p = &self.ctx.provider;
+        self.ctx.error(LlmErrorKind::InvalidResponse, format!("{p} {what}: {}", preview(data, STREAM_PREVIEW_CHARS)))
+    }
+
+    /// The error for an answer that stopped before the model finished.
+    fn cut(&self, what: &str) -> LlmError {
+        let p = &self.ctx.provider;
+        self.ctx.error(LlmErrorKind::Network, format!("stream ended before the model finished: {p} {what}"))
+    }
+
+    /// Handles the data of one event: a response, or an array of them.
+    fn on_data(&mut self, data: &str, out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
+        let data = data.trim();
+        if self.done || data.is_empty() || data == "[DONE]" {
+            return Ok(());
+        }
+        let value: Value =
+            serde_json::from_str(data).map_err(|_| self.invalid("sent a stream event that is not JSON", data))?;
+        match &value {
+            Value::Object(_) => self.on_response(&value, out),
+            Value::Array(items) => items.iter().try_for_each(|item| self.on_response(item, out)),
+            _ => Err(self.invalid("sent a stream event that is not a GenerateContentResponse", data)),
+        }
+    }
+
+    /// One `GenerateContentResponse`.
+    fn on_response(&mut self, response: &Value, out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
+        if !response.is_object() {
+            return Err(
+                self.invalid("sent a stream event that is not a GenerateContentResponse", &response.to_string())
+            );
+        }
+        if response.get("error").is_some_and(|e| !e.is_null()) {
+            return Err(embedded_error(&self.ctx, response));
+        }
+        if let Some(usage) = response.get("usageMetadata").filter(|u| u.is_object()) {
+            let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
+            self.usage = Some(Usage {
+                prompt_tokens: count("promptTokenCount"),
+                completion_tokens: count("candidatesTokenCount").saturating_add(count("thoughtsTokenCount")),
+                cached_prompt_tokens: count("cachedContentTokenCount"),
+            });
+        }
+        let feedback = response.get("promptFeedback").unwrap_or(&Value::Null);
+        if let Some(reason) = feedback
+            .get("blockReason")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty() && *r != "BLOCK_REASON_UNSPECIFIED")
+        {
+            let p = &self.ctx.provider;
+            let detail = feedback
+                .get("blockReasonMessage")
+                .and_then(Value::as_str)
+                .map(|m| format!(": {}", preview(m, BODY_PREVIEW_CHARS)))
+                .unwrap_or_default();
+            return Err(self.ctx.error(
+                LlmErrorKind::ContentPolicy,
+                format!("{p} blocked the prompt under its safety policy (blockReason {reason}){detail}"),
+            ));
+        }
+        let candidates = response.get("candidates").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let first = candidates
+            .iter()
+            .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
+            .or_else(|| candidates.first());
+        let Some(candidate) = first else { return Ok(()) };
+        let parts =
+            candidate.pointer("/content/parts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        for part in parts {
+            if part.get("thought").and_then(Value::as_bool) == Some(true) {
+                continue;
+            }
+            if let Some(call) = part.get("functionCall").filter(|c| c.is_object()) {
+                self.add_call(call, part.get("thoughtSignature"));
+            } else if let Some(text) = part.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                out.push(LlmChunk::Text(text.to_string()));
+            }
+        }
+        if let Some(reason) = candidate
+            .get("finishReason")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty() && *r != "FINISH_REASON_UNSPECIFIED")
+        {
+            if matches!(reason, "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL") {
+                let p = &self.ctx.provider;
+                let detail = candidate
+                    .get("finishMessage")
+                    .and_then(Value::as_str)
+                    .map(|m| format!(": {}", preview(m, BODY_PREVIEW_CHARS)))
+                    .unwrap_or_default();
+                return Err(self.ctx.error(
+                    LlmErrorKind::InvalidResponse,
+                    format!("the model at {p} produced a function call it could not complete ({reason}){detail}"),
+                ));
+            }
+            self.finish_reason = Some(reason.to_string());
+        }
+        Ok(())
+    }
+
+    fn add_call(&mut self, call: &Value, signature: Option<&Value>) {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        let id = text(call.get("id")).unwrap_or_else(|| format!("call_{}", self.calls.len()));
+        let arguments = match call.get("args") {
+            None | Some(Value::Null) => "{}".to_string(),
+            Some(args) => args.to_string(),
+        };
+        self.calls.push(ToolCall {
+            id,
+            name: text(call.get("name")).unwrap_or_default(),
+            arguments,
+            signature: text(signature),
+        });
+    }
+
+    /// The body ended. Accepts an answer that said why it finished; else
+    /// explains what came back.
+    fn on_eof(&mut self, parser: &SseParser, out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
+        if self.done {
+            return Ok(());
+        }
+        if self.finish_seen() {
+            self.finish(out);
+            return Ok(());
+        }
+        if parser.events() > 0 {
+            return Err(self.cut("closed the stream without a finishReason"));
+        }
+        let raw = String::from_utf8_lossy(parser.raw_start());
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(self.cut("closed the stream without sending anything"));
+        }
+        // Not an event stream: a whole response, or the JSON array Gemini
+        // streams when `alt=sse` is not honoured.
+        let Ok(value) = serde_json::from_str::<Value>(raw) else {
+            return Err(self.invalid("answered with something that is neither an event stream nor JSON", raw));
+        };
+        let items = match &value {
+            Value::Array(items) => items.as_slice(),
+            other => std::slice::from_ref(other),
+        };
+        let understood =
+            |v: &Value| ["candidates", "usageMetadata", "promptFeedback", "error"].iter().any(|k| v.get(*k).is_some());
+        if items.is_empty() || !items.iter().all(understood) {
+            return Err(self.invalid("answered with JSON that is not a GenerateContentResponse", raw));
+        }
+        for item in items {
+            self.on_response(item, out)?;
+        }
+        if !self.finish_seen() {
+            return Err(self.cut("sent a response without a finishReason"));
+        }
+        self.finish(out);
+        Ok(())
+    }
+
+    /// Pushes the tool calls, the usage and the finish reason.
+    fn finish(&mut self, out: &mut Vec<LlmChunk>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let any_call = !self.calls.is_empty();
+        out.extend(self.calls.drain(..).map(LlmChunk::ToolCall));
+        if let Some(usage) = self.usage {
+            out.push(LlmChunk::Usage(usage));
+        }
+        out.push(LlmChunk::Finish(map_finish_reason(self.finish_reason.as_deref(), any_call)));
+    }
+}
+
+/// Gemini's `finishReason`. An answer with function calls finished for them.
+fn map_finish_reason(reason: Option<&str>, has_tool_calls: bool) -> FinishReason {
+    match reason {
+        _ if has_tool_calls => FinishReason::ToolCalls,
+        Some("MAX_TOKENS") => FinishReason::Length,
+        Some(
+            "SAFETY"
+            | "RECITATION"
+            | "BLOCKLIST"
+            | "PROHIBITED_CONTENT"
+            | "SPII"
+            | "IMAGE_SAFETY"
+            | "IMAGE_PROHIBITED_CONTENT",
+        ) => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
+}
+
+/// Reads a streamed answer: bytes → SSE events → chunks.
+struct Reader {
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    parser: SseParser,
+    assembler: Assembler,
+    ctx: ErrorContext,
+    /// Chunks ready to hand out.
+    pending: VecDeque<LlmChunk>,
+    /// An error to hand out once `pending` is empty.
+    error: Option<LlmError>,
+    ended: bool,
+    log: CallLog,
+}
+
+impl Reader {
+    async fn next(&mut self) -> Option<Result<LlmChunk, LlmError>> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                self.log.saw(&chunk);
+                return Some(Ok(chunk));
+            }
+            if let Some(error) = self.error.take() {
+                self.ended = true;
+                self.log.failed(&error);
+                return Some(Err(error));
+            }
+            if self.ended {
+                self.log.succeeded();
+                return None;
+            }
+            self.pull().await;
+        }
+    }
+
+    /// Reads one network chunk and turns it into chunks or an error.
+    async fn pull(&mut self) {
+        let mut out = Vec::new();
+        let result = match self.body.next().await {
+            Some(Ok(bytes)) => {
+                let mut events = Vec::new();
+                self.parser.feed(&bytes, &mut events);
+                self.handle(&events, &mut out)
+            }
+            Some(Err(_)) if self.assembler.finish_seen() => {
+                tracing::debug!("the stream broke after the finish reason; accepting the answer");
+                self.assembler.finish(&mut out);
+                Ok(())
+            }
+            Some(Err(e)) => Err(self.ctx.transport_error(&e, Phase::Body)),
+            None => {
+                let mut events = Vec::new();
+                self.parser.finish(&mut events);
+                self.handle(&events, &mut out).and_then(|()| self.assembler.on_eof(&self.parser, &mut out))
+            }
+        };
+        self.pending.extend(out);
+        match result {
+            Ok(()) => self.ended = self.assembler.is_done(),
+            Err(error) => self.error = Some(error),
+        }
+    }
+
+    fn handle(&mut self, events: &[String], out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
+        events.iter().try_for_each(|data| self.assembler.on_data(data, out))
+    }
+}
+
+/// Records how a call went on its span, once.
+struct CallLog {
+    span: Span,
+    start: Instant,
+    first_chunk: Option<Duration>,
+    usage: Option<Usage>,
+    finish: Option<FinishReason>,
+    closed: bool,
+}
+
+impl CallLog {
+    fn new(span: Span) -> Self {
+        CallLog { span, start: Instant::now(), first_chunk: None, usage: None, finish: None, closed: false }
+    }
+
+    fn saw(&mut self, chunk: &LlmChunk) {
+        if self.first_chunk.is_none() {
+            let elapsed = self.start.elapsed();
+            self.first_chunk = Some(elapsed);
+            self.span.record("first_chunk_ms", elapsed.as_millis() as u64);
+        }
+        match chunk {
+            LlmChunk::Usage(usage) => self.usage = Some(*usage),
+            LlmChunk::Finish(reason) => self.finish = Some(*reason),
+            LlmChunk::Text(_) | LlmChunk::ToolCall(_) => {}
+        }
+    }
+
+    fn close(&mut self, outcome: &str) -> Option<u64> {
+        if self.closed {
+            return None;
+        }
+        self.closed = true;
+        let duration_ms = self.start.elapsed().as_millis() as u64;
+        self.span.record("outcome", outcome);
+        self.span.record("duration_ms", duration_ms);
+        if let Some(usage) = self.usage {
+            self.span.record("prompt_tokens", usage.prompt_tokens);
+            self.span.record("completion_tokens", usage.completion_tokens);
+        }
+        if let Some(finish) = self.finish {
+            self.span.record("finish_reason", finish.openai());
+        }
+        Some(duration_ms)
+    }
+
+    fn succeeded(&mut self) {
+        if let Some(duration_ms) = self.close("ok") {
+            let usage = self.usage.unwrap_or_default();
+            tracing::info!(
+                parent: &self.span,
+                duration_ms,
+                prompt_tokens = usage.prompt_tokens,
+                completion_tokens = usage.completion_tokens,
+                cached_prompt_tokens = usage.cached_prompt_tokens,
+                "llm call finished"
+            );
+        }
+    }
+
+    fn failed(&mut self, error: &LlmError) {
+        if let Some(duration_ms) = self.close(error.kind.as_str()) {
+            self.span.record("error", error.message.as_str());
+            tracing::warn!(parent: &self.span, duration_ms, kind = error.kind.as_str(), error = %error.message, "llm call failed");
+        }
+    }
+}
+
+impl Drop for CallLog {
+    fn drop(&mut self) {
+        // The caller stopped reading before the answer was complete.
+        if let Some(duration_ms) = self.close("cancelled") {
+            tracing::info!(parent: &self.span, duration_ms, "llm call cancelled");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_core::Tier;
+
+    use super::*;
+
+    const SECRET: &str = "AIza-very-secret-key";
+
+    fn ctx() -> ErrorContext {
+        ErrorContext::new(
+            "gemini",
+            "gemini-test",
+            "https://generativelanguage.googleapis.com",
+            Some(SECRET),
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+        )
+    }
+
+    fn provider(config: GeminiConfig) -> Gemini {
+        Gemini::new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn call(id: &str, name: &str, arguments: &str, signature: Option<&str>) -> LlmChunk {
+        LlmChunk::ToolCall(ToolCall {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+            signature: signature.map(str::to_string),
+        })
+    }
+
+    fn text(t: &str) -> LlmChunk {
+        LlmChunk::Text(t.to_string())
+    }
+
+    /// Feeds events (each a response's JSON) and ends the stream.
+    fn run(events: &[Value]) -> Result<Vec<LlmChunk>, LlmError> {
+        let mut body = String::new();
+        for e in events {
+            body.push_str(&format!("data: {e}\r\n\r\n"));
+        }
+        run_bytes(&[body.as_bytes()])
+    }
+
+    fn run_bytes(pieces: &[&[u8]]) -> Result<Vec<LlmChunk>, LlmError> {
+        let mut parser = SseParser::new();
+        let mut asm = Assembler::new(ctx());
+        let mut out = Vec::new();
+        for piece in pieces {
+            let mut events = Vec::new();
+            parser.feed(piece, &mut events);
+            for e in events {
+                asm.on_data(&e, &mut out)?;
+            }
+        }
+        let mut events = Vec::new();
+        parser.finish(&mut events);
+        for e in events {
+            asm.on_data(&e, &mut out)?;
+        }
+        asm.on_eof(&parser, &mut out)?;
+        Ok(out)
+    }
+
+    fn ok(events: &[Value]) -> Vec<LlmChunk> {
+        run(events).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(events: &[Value]) -> LlmError {
+        run(events).err().unwrap_or_else(|| panic!("expected an error"))
+    }
+
+    fn response(parts: Value, finish: Option<&str>) -> Value {
+        let mut candidate = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+        if let Some(finish) = finish {
+            candidate["finishReason"] = json!(finish);
+        }
+        json!({"candidates": [candidate], "modelVersion": "gemini-test"})
+    }
+
+    // ------------------------------------------------------------ config
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let config =
+            GeminiConfig::new("gemini-2.0-flash").with_base_url("https://u:pw@proxy.example").with_api_key(SECRET);
+        let shown = format!("{config:?} {:?}", provider(config.clone()));
+        assert!(!shown.contains(SECRET) && !shown.contains("pw@"), "{shown}");
+        assert!(shown.contains("***") && shown.contains("gemini-2.0-flash"), "{shown}");
+    }
+
+    #[test]
+    fn defaults_and_bad_base_urls() {
+        let config = GeminiConfig::new("m");
+        assert_eq!((config.name.as_str(), config.base_url.as_str()), ("gemini", DEFAULT_BASE_URL));
+        let err = Gemini::new(GeminiConfig::new("m").with_base_url("generativelanguage.googleapis.com")).err();
+        assert_eq!(err.map(|e| e.kind), Some(LlmErrorKind::NotConfigured));
+        let err = Gemini::new(GeminiConfig::new("m").with_api_key("bad\nkey-0123456789")).err();
+        let err = err.unwrap_or_else(|| panic!("a key with a newline was accepted"));
+        assert_eq!(err.kind, LlmErrorKind::NotConfigured);
+        assert!(!err.message.contains("key-0123456789"), "{}", err.message);
+    }
+
+    #[test]
+    fn urls_name_the_model_and_never_the_key() {
+        let url = |base: &str, model: &str| {
+            provider(GeminiConfig::new("m").with_base_url(base).with_api_key(SECRET)).stream_url(model)
+        };
+        let google =
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse";
+        assert_eq!(url("https://generativelanguage.googleapis.com", "gemini-2.0-flash"), google);
+        assert_eq!(url("https://generativelanguage.googleapis.com/", "models/gemini-2.0-flash"), google);
+        assert_eq!(url("https://generativelanguage.googleapis.com/v1beta", "gemini-2.0-flash"), google);
+        assert_eq!(url("https://generativelanguage.googleapis.com/v1beta/models/", "gemini-2.0-flash"), google);
+        assert_eq!(
+            url("http://proxy:8080/gemini", "tunedModels/my model"),
+            "http://proxy:8080/gemini/v1beta/tunedModels/my%20model:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            url("http://v1.example.com", "a:b"),
+            "http://v1.example.com/v1beta/models/a%3Ab:streamGenerateContent?alt=sse"
+        );
+        assert!(!url(DEFAULT_BASE_URL, "m").contains(SECRET));
+    }
+
+    #[test]
+    fn the_requests_model_wins_over_the_configured_one() {
+        let p = provider(GeminiConfig::new("base"));
+        assert_eq!(p.model_for(Some("explicit")), "explicit");
+        assert_eq!(p.model_for(Some(" ")), "base");
+        assert_eq!(p.model_for(None), "base");
+    }
+
+    // ------------------------------------------------------------ request
+
+    fn assistant_calls(content: &str, calls: Vec<ToolCall>) -> Message {
+        Message { role: Role::Assistant, content: content.into(), tool_calls: calls, tool_call_id: None, name: None }
+    }
+
+    fn signed(id: &str, name: &str, arguments: &str, signature: Option<&str>) -> ToolCall {
+        ToolCall { signature: signature.map(str::to_string), ..ToolCall::new(id, name, arguments) }
+    }
+
+    fn request(messages: Vec<Message>) -> LlmRequest {
+        LlmRequest { tier: Tier::Smart, messages, ..LlmRequest::default() }
+    }
+
+    #[test]
+    fn request_bodies_follow_the_gemini_shape() {
+        let mut req = request(vec![
+            Message::system("be brief"),
+            Message::user("time and weather?"),
+            assistant_calls(
+                "Checking.",
+                vec![
+                    signed("call_0", "now", r#"{"tz":"UTC"}"#, Some("c2lnLTE=")),
+                    signed("call_1", "weather", "not json", None),
+                ],
+            ),
+            Message::tool("call_0", "now", "12:00"),
+            Message { name: None, ..Message::tool("call_1", "", r#"{"sky": "clear"}"#) },
+            Message::user("thanks"),
+            Message::assistant("You're welcome."),
+        ]);
+        req.tools = vec![ToolDefinition {
+            name: "now".into(),
+            description: "The time".into(),
+            parameters: json!({"type": "object", "properties": {"tz": {"type": "string"}}, "additionalProperties": false}),
+        }];
+        req.temperature = Some(0.2);
+        req.max_tokens = Some(100);
+        let body = request_body("gemini-2.0-flash", &req);
+        assert_eq!(body["systemInstruction"], json!({"parts": [{"text": "be brief"}]}));
+        assert_eq!(body["generationConfig"], json!({"temperature": 0.2, "maxOutputTokens": 100}));
+        assert_eq!(
+            body["tools"],
+            json!([{"functionDeclarations": [{"name": "now", "description": "The time",
+                "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}]}])
+        );
+        assert_eq!(
+            body["contents"],
+            json!([
+                {"role": "user", "parts": [{"text": "time and weather?"}]},
+                {"role": "model", "parts": [
+                    {"text": "Checking."},
+                    {"functionCall": {"name": "now", "args": {"tz": "UTC"}}, "thoughtSignature": "c2lnLTE="},
+                    {"functionCall": {"name": "weather", "args": {}}},
+                ]},
+                {"role": "user", "parts": [
+                    {"functionResponse": {"name": "now", "response": {"result": "12:00"}}},
+                    {"functionResponse": {"name": "weather", "response": {"result": {"sky": "clear"}}}},
+                ]},
+                {"role": "user", "parts": [{"text": "thanks"}]},
+                {"role": "model", "parts": [{"text": "You're welcome."}]},
+            ])
+        );
+
+        let bare = request_body("gemini-2.0-flash", &request(vec![Message::user("hi")]));
+        for key in ["systemInstruction", "tools", "generationConfig"] {
+            assert!(bare.get(key).is_none(), "{key}: {bare}");
+        }
+    }
+
+    #[test]
+    fn gemini_3_gets_the_documented_stand_in_for_a_missing_signature() {
+        let req = request(vec![
+            Message::user("hi"),
+            assistant_calls("", vec![signed("a", "f", "{}", None), signed("b", "g", "{}", None)]),
+            Message::tool("a", "f", "1"),
+            Message::tool("b", "g", "2"),
+        ]);
+        let body = request_body("gemini-3-pro-preview", &req);
+        assert_eq!(body["contents"][1]["parts"][0]["thoughtSignature"], SKIP_SIGNATURE);
+        assert!(body["contents"][1]["parts"][1].get("thoughtSignature").is_none());
+        let body = request_body("gemini-2.5-flash", &req);
+        assert!(body["contents"][1]["parts"][0].get("thoughtSignature").is_none());
+    }
+
+    #[test]
+    fn schemas_are_cut_down_to_what_gemini_accepts() {
+        let schema = json!({
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "when": {"type": ["string", "null"], "format": "date-time", "examples": ["x"]},
+                "url": {"type": "string", "format": "uri"},
+                "mode": {"const": "fast"},
+                "tags": {"type": "array", "items": {"type": "object", "additionalProperties": true,
+                    "properties": {"k": {"type": "string", "$comment": "c"}}}},
+                "either": {"oneOf": [{"type": "integer", "exclusiveMinimum": 0}, {"type": "string"}]},
+                "additionalProperties": {"type": "string"},
+            },
+            "required": ["url", "ghost"],
+        });
+        assert_eq!(
+            clean_schema(&schema),
+            json!({
+                "type": "object",
+                "properties": {
+                    "when": {"type": "string", "nullable": true, "format": "date-time"},
+                    "url": {"type": "string"},
+                    "mode": {"enum": ["fast"]},
+                    "tags": {"type": "array", "items": {"type": "object", "properties": {"k": {"type": "string"}}}},
+                    "either": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                    "additionalProperties": {"type": "string"},
+                },
+                "required": ["url"],
+            })
+        );
+        // A function without parameters declares none.
+        let tool = ToolDefinition {
+            name: "ping".into(),
+            description: "Ping".into(),
+            parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        };
+        assert_eq!(function_declaration(&tool), json!({"name": "ping", "description": "Ping"}));
+    }
+
+    // ------------------------------------------------------------ response
+
+    #[test]
+    fn text_streams_and_thoughts_are_skipped() {
+        let out = ok(&[
+            response(json!([{"text": "planning…", "thought": true}, {"text": "Hel"}]), None),
+            response(json!([{"text": "lo", "thoughtSignature": "abc"}]), Some("STOP")),
+        ]);
+        assert_eq!(out, vec![text("Hel"), text("lo"), LlmChunk::Finish(FinishReason::Stop)]);
+    }
+
+    #[test]
+    fn usage_is_the_last_one_seen_with_thoughts_and_cache() {
+        let mut first = response(json!([{"text": "a"}]), None);
+        first["usageMetadata"] = json!({"promptTokenCount": 10, "totalTokenCount": 10});
+        let mut last = response(json!([{"text": "b"}]), Some("STOP"));
+        last["usageMetadata"] = json!({"promptTokenCount": 10, "candidatesTokenCount": 4, "thoughtsTokenCount": 3,
+            "cachedContentTokenCount": 6, "totalTokenCount": 17});
+        let out = ok(&[first, last]);
+        let usage = Usage { prompt_tokens: 10, completion_tokens: 7, cached_prompt_tokens: 6 };
+        assert_eq!(out, vec![text("a"), text("b"), LlmChunk::Usage(usage), LlmChunk::Finish(FinishReason::Stop)]);
+    }
+
+    #[test]
+    fn several_function_calls_in_one_chunk_arrive_whole_at_the_end() {
+        let out = ok(&[
+            response(json!([{"text": "Let me check."}]), None),
+            response(
+                json!([
+                    {"functionCall": {"name": "now", "args": {"tz": "UTC"}}, "thoughtSignature": "sig-a"},
+                    {"functionCall": {"name": "lights", "args": {"room": "hall", "on": true}}},
+                    {"functionCall": {"id": "given", "name": "ping"}},
+                ]),
+                Some("STOP"),
+            ),
+        ]);
+        assert_eq!(
+            out,
+            vec![
+                text("Let me check."),
+                call("call_0", "now", r#"{"tz":"UTC"}"#, Some("sig-a")),
+                call("call_1", "lights", r#"{"on":true,"room":"hall"}"#, None),
+                call("given", "ping", "{}", None),
+                LlmChunk::Finish(FinishReason::ToolCalls),
+            ]
+        );
+    }
+
+    #[test]
+    fn finish_reasons_map() {
+        for (raw, expected) in [
+            ("STOP", FinishReason::Stop),
+            ("MAX_TOKENS", FinishReason::Length),
+            ("SAFETY", FinishReason::ContentFilter),
+            ("RECITATION", FinishReason::ContentFilter),
+            ("BLOCKLIST", FinishReason::ContentFilter),
+            ("PROHIBITED_CONTENT", FinishReason::ContentFilter),
+            ("SPII", FinishReason::ContentFilter),
+            ("OTHER", FinishReason::Stop),
+            ("SOMETHING_NEW", FinishReason::Stop),
+        ] {
+            let out = ok(&[response(json!([{"text": "x"}]), Some(raw))]);
+            assert_eq!(out.last(), Some(&LlmChunk::Finish(expected)), "{raw}");
+        }
+        // A safety stop with no content at all.
+        let blocked = json!({"candidates": [{"finishReason": "SAFETY", "index": 0,
+            "safetyRatings": [{"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH"}]}]});
+        assert_eq!(ok(&[blocked]), vec![LlmChunk::Finish(FinishReason::ContentFilter)]);
+    }
+
+    #[test]
+    fn a_blocked_prompt_is_a_content_policy_error() {
+        let e = err(&[json!({"promptFeedback": {"blockReason": "SAFETY"},
+            "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5}})]);
+        assert_eq!(e.kind, LlmErrorKind::ContentPolicy);
+        assert!(e.message.contains("SAFETY") && e.message.contains("gemini"), "{}", e.message);
+        // Feedback without a block reason is no error.
+        let out = ok(&[json!({"promptFeedback": {"safetyRatings": []},
+            "candidates": [{"content": {"parts": [{"text": "ok"}]}, "finishReason": "STOP"}]})]);
+        assert_eq!(out, vec![text("ok"), LlmChunk::Finish(FinishReason::Stop)]);
+    }
+
+    #[test]
+    fn a_malformed_function_call_is_an_error() {
+        let mut bad = response(json!([]), Some("MALFORMED_FUNCTION_CALL"));
+        bad["candidates"][0]["finishMessage"] = json!("Malformed function call: print(x");
+        let e = err(&[bad]);
+        assert_eq!(e.kind, LlmErrorKind::InvalidResponse);
+        assert!(e.message.contains("MALFORMED_FUNCTION_CALL") && e.message.contains("print(x"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_stream_without_a_finish_reason_is_a_network_error() {
+        let e = err(&[response(json!([{"text": "hal"}]), None)]);
+        assert_eq!(e.kind, LlmErrorKind::Network);
+        assert!(e.message.contains("stream ended before the model finished"), "{}", e.message);
+        let e = run_bytes(&[b""]).err().unwrap_or_else(|| panic!("expected an error"));
+        assert_eq!(e.kind, LlmErrorKind::Network);
+    }
+
+    #[test]
+    fn an_error_in_the_stream_is_an_error() {
+        let e = err(&[
+            response(json!([{"text": "par"}]), None),
+            json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}),
+        ]);
+        assert_eq!(e.kind, LlmErrorKind::Overloaded);
+        assert!(
+            e.message.contains("reported an error in its answer") && e.message.contains("overloaded"),
+            "{}",
+            e.message
+        );
+        let e = err(&[json!({"error": {"message": "quota", "status": "RESOURCE_EXHAUSTED"}})]);
+        assert_eq!(e.kind, LlmErrorKind::RateLimited { retry_after: None });
+        let e = err(&[json!({"error": {"message": "boom"}})]);
+        assert_eq!(e.kind, LlmErrorKind::Server { status: 500 });
+    }
+
+    #[test]
+    fn non_json_is_an_invalid_response_quoting_a_little() {
+        let garbage = format!("data: <html>{}</html>\n\n", "x".repeat(1000));
+        let e = run_bytes(&[garbage.as_bytes()]).err().unwrap_or_else(|| panic!("expected an error"));
+        assert_eq!(e.kind, LlmErrorKind::InvalidResponse);
+        assert!(e.message.contains("<html>xxx") && e.message.chars().count() < 300, "{}", e.message);
+        let e = run_bytes(&[b"<html><body>502 Bad Gateway</body></html>"]).err();
+        let e = e.unwrap_or_else(|| panic!("expected an error"));
+        assert_eq!(e.kind, LlmErrorKind::InvalidResponse);
+        assert!(e.message.contains("502 Bad Gateway"), "{}", e.message);
+        let e = run_bytes(&[b"{\"hello\": 1}"]).err().unwrap_or_else(|| panic!("expected an error"));
+        assert_eq!(e.kind, LlmErrorKind::InvalidResponse);
+    }
+
+    #[test]
+    fn a_json_array_stream_is_understood_too() {
+        let body =
+            json!([response(json!([{"text": "Hi"}]), None), response(json!([{"text": " there"}]), Some("STOP")),]);
+        let pretty = serde_json::to_string_pretty(&body).unwrap_or_default();
+        let out = run_bytes(&[pretty.as_bytes()]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, vec![text("Hi"), text(" there"), LlmChunk::Finish(FinishReason::Stop)]);
+    }
+
+    #[test]
+    fn every_network_split_gives_the_same_chunks() {
+        let mut last = response(
+            json!([{"text": " ✓"}, {"functionCall": {"name": "f", "args": {"q": "€"}}, "thoughtSignature": "s/g=="}]),
+            Some("STOP"),
+        );
+        last["usageMetadata"] = json!({"promptTokenCount": 1, "candidatesTokenCount": 2});
+        let body = format!("data: {}\r\n\r\ndata: {last}\r\n\r\n", response(json!([{"text": "Ça va"}]), None));
+        let bytes = body.as_bytes();
+        let expected = vec![
+            text("Ça va"),
+            text(" ✓"),
+            call("call_0", "f", r#"{"q":"€"}"#, Some("s/g==")),
+            LlmChunk::Usage(Usage::new(1, 2)),
+            LlmChunk::Finish(FinishReason::ToolCalls),
+        ];
+        for split in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(split);
+            assert_eq!(run_bytes(&[a, b]).unwrap_or_else(|e| panic!("{e}")), expected, "split at byte {split}");
+        }
+    }
+
+    // ------------------------------------------------------------ errors
+
+    fn google_body(code: u16, status: &str, message: &str) -> Value {
+        json!({"error": {"code": code, "message": message, "status": status}})
+    }
+
+    fn http(status: u16, wait: Option<Duration>, body: &Value) -> LlmError {
+        http_error(&ctx(), status, wait, body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn statuses_map_to_kinds() {
+        let kind = |status: u16, canonical: &str, message: &str| {
+            http(status, None, &google_body(status, canonical, message)).kind
+        };
+        assert_eq!(kind(400, "INVALID_ARGUMENT", "Invalid JSON payload received."), LlmErrorKind::BadRequest);
+        assert_eq!(
+            kind(
+                400,
+                "INVALID_ARGUMENT",
+                "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."
+            ),
+            LlmErrorKind::ContextLengthExceeded
+        );
+        assert_eq!(kind(400, "FAILED_PRECONDITION", "User location is not supported"), LlmErrorKind::BadRequest);
+        assert_eq!(kind(401, "UNAUTHENTICATED", "no"), LlmErrorKind::Authentication);
+        assert_eq!(kind(403, "PERMISSION_DENIED", "no"), LlmErrorKind::Authentication);
+        assert_eq!(kind(404, "NOT_FOUND", "models/x is not found"), LlmErrorKind::ModelNotFound);
+        assert_eq!(kind(429, "RESOURCE_EXHAUSTED", "slow"), LlmErrorKind::RateLimited { retry_after: None });
+        assert_eq!(kind(500, "INTERNAL", "oops"), LlmErrorKind::Server { status: 500 });
+        assert_eq!(kind(503, "UNAVAILABLE", "The model is overloaded."), LlmErrorKind::Overloaded);
+        assert_eq!(kind(504, "DEADLINE_EXCEEDED", "late"), LlmErrorKind::Timeout);
+        let invalid_key = json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+            "status": "INVALID_ARGUMENT", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}});
+        assert_eq!(http(400, None, &invalid_key).kind, LlmErrorKind::Authentication);
+    }
+
+    #[test]
+    fn rate_limits_carry_the_wait_from_the_header_or_retry_info() {
+        let body = json!({"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12s"},
+        ]}});
+        let e = http(429, None, &body);
+        assert_eq!(e.kind, LlmErrorKind::RateLimited { retry_after: Some(Duration::from_secs(12)) });
+        assert!(e.message.contains("retry after 12s") && e.message.contains("quota"), "{}", e.message);
+        let e = http(429, Some(Duration::from_secs(3)), &body);
+        assert_eq!(e.kind, LlmErrorKind::RateLimited { retry_after: Some(Duration::from_secs(3)) });
+        assert_eq!(parse_delay(&json!("0.5s")), Some(Duration::from_millis(500)));
+        assert_eq!(parse_delay(&json!({"seconds": "2", "nanos": 500000000})), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_delay(&json!("soon")), None);
+        assert_eq!(parse_delay(&json!("-1s")), None);
+    }
+
+    #[test]
+    fn messages_name_provider_model_and_status_but_never_the_key() {
+        let e = http(403, None, &google_body(403, "PERMISSION_DENIED", &format!("Key {SECRET} is denied")));
+        assert!(!e.message.contains(SECRET), "{}", e.message);
+        assert!(e.message.contains("PERMISSION_DENIED") && e.message.starts_with("gemini"), "{}", e.message);
+        let e =
+            http(404, None, &google_body(404, "NOT_FOUND", "models/gemini-test is not found for API version v1beta"));
+        assert!(e.message.contains("'gemini-test'") && e.message.contains("googleapis.com"), "{}", e.message);
+        let e = http_error(&ctx(), 502, None, "x".repeat(5000).as_bytes());
+        assert_eq!(e.kind, LlmErrorKind::Server { status: 502 });
+        assert!(e.message.len() < 500 && e.message.contains("xxx"), "{}", e.message);
+        let e = http_error(&ctx(), 500, None, b"");
+        assert!(e.message.contains("empty"), "{}", e.message);
+        // An array-wrapped body, as Gemini sends without alt=sse.
+        let wrapped = json!([google_body(503, "UNAVAILABLE", "busy")]);
+        assert_eq!(
+            http(503, None, &wrapped).message,
+            "gemini is overloaded (HTTP 503, UNAVAILABLE): busy — try again shortly"
+        );
+    }
+}

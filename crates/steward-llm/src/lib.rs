@@ -14,6 +14,7 @@ mod errors;
 pub mod gemini;
 pub mod ollama;
 mod openai;
+pub mod router;
 mod sse;
 
 pub use openai::{ollama_base_url, OpenAiCompatible, OpenAiConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};

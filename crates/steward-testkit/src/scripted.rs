@@ -344,19 +344,43 @@ async fn not_found(
     json_response(StatusCode::NOT_FOUND, &error_body(&message, "invalid_request_error", Some("unknown_url")))
 }
 
-async fn chat_completions(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat_completions(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     answer(&shared, &method, &uri, &headers, &body, Wire::OpenAi).await
 }
 
-async fn anthropic_messages(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn anthropic_messages(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     answer(&shared, &method, &uri, &headers, &body, Wire::Anthropic).await
 }
 
-async fn ollama_chat(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn ollama_chat(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     answer(&shared, &method, &uri, &headers, &body, Wire::Ollama).await
 }
 
-async fn gemini_generate(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn gemini_generate(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     answer(&shared, &method, &uri, &headers, &body, Wire::Gemini).await
 }
 
@@ -369,7 +393,14 @@ enum Wire {
     Gemini,
 }
 
-async fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes, wire: Wire) -> Response {
+async fn answer(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    wire: Wire,
+) -> Response {
     let Some(request) = record(shared, method, uri, headers, body) else {
         let message = "scripted LLM: the request body is not JSON";
         return json_response(StatusCode::BAD_REQUEST, &error_body(message, "invalid_request_error", None));

@@ -177,6 +177,17 @@ fn main() -> ExitCode {
                     None => println!("# no steward.toml; defaults + environment"),
                 }
                 print!("{}", config.render());
+                let tiers = config.file.llm.effective_tiers();
+                if tiers.values().any(|t| !t.is_empty()) {
+                    println!("# model tiers, in order of preference (derived from the providers where not set):");
+                    for (tier, ids) in tiers {
+                        println!(
+                            "# {}: {}",
+                            tier.as_str(),
+                            if ids.is_empty() { "(none)".into() } else { ids.join(", ") }
+                        );
+                    }
+                }
                 println!("# OK: the configuration is valid");
                 ExitCode::SUCCESS
             }

@@ -8,17 +8,18 @@ use steward_core::tools::CurrentTime;
 use steward_core::{
     AgentRegistry, Clock, Engine, EngineLimits, EngineParts, Llm, Store, SystemClock, ToolRegistry, UnconfiguredLlm,
 };
+use steward_llm::anthropic::{Anthropic, AnthropicConfig};
+use steward_llm::gemini::{Gemini, GeminiConfig};
+use steward_llm::ollama::{Ollama, OllamaConfig};
+use steward_llm::router::{
+    BudgetRule, CooldownPolicy, DeploymentSpec, Period, PriceTable, Provider, RetryPolicy, Router, RouterConfig, Scope,
+};
 use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_server::{ApiKeys, AppState, ServerSettings};
 use steward_store::SqlStore;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat, ProviderKind};
-
-const OPENAI_DEFAULT_BASE: &str = "https://api.openai.com/v1";
-const OPENAI_DEFAULT_MODEL: &str = "gpt-4o-mini";
-const OLLAMA_DEFAULT_HOST: &str = "http://127.0.0.1:11434";
-const OLLAMA_DEFAULT_MODEL: &str = "llama3.1";
 
 pub fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.file.log.level).context("log.level (LOG_LEVEL) is not a valid filter")?;
@@ -30,32 +31,118 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
 }
 
-fn build_llm(config: &Config) -> anyhow::Result<Arc<dyn Llm>> {
+/// The LLM the engine talks to: the router over every configured provider,
+/// or, with none, the stand-in that tells the user how to configure one.
+pub async fn build_llm(
+    config: &Config,
+    store: Option<Arc<dyn Store>>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Router>> {
     let llm = &config.file.llm;
-    let (name, base_url, model) = match llm.provider.unwrap_or(ProviderKind::None) {
-        ProviderKind::None => return Ok(Arc::new(UnconfiguredLlm)),
-        ProviderKind::Openai => (
-            "openai",
-            llm.base_url.clone().unwrap_or_else(|| OPENAI_DEFAULT_BASE.to_string()),
-            llm.model.clone().unwrap_or_else(|| OPENAI_DEFAULT_MODEL.to_string()),
-        ),
-        ProviderKind::Ollama => (
-            "ollama",
-            steward_llm::ollama_base_url(llm.base_url.as_deref().unwrap_or(OLLAMA_DEFAULT_HOST)),
-            llm.model.clone().unwrap_or_else(|| OLLAMA_DEFAULT_MODEL.to_string()),
-        ),
+    if llm.providers.is_empty() {
+        return Ok(None);
+    }
+    let request_timeout = Duration::from_secs(llm.request_timeout_secs);
+    let connect_timeout = Duration::from_secs(llm.connect_timeout_secs);
+    let mut providers = Vec::new();
+    for (name, p) in &llm.providers {
+        let kind = p.kind_of(name).ok_or_else(|| anyhow::anyhow!("llm.providers.{name}: no kind"))?;
+        let base_url = p.base_url_of(kind);
+        let api_key = p.api_key.as_ref().map(|k| k.expose().to_string());
+        let default_model = p.model.clone().unwrap_or_default();
+        let built: Arc<dyn Llm> = match kind {
+            ProviderKind::Openai => Arc::new(
+                OpenAiCompatible::new(OpenAiConfig {
+                    name: name.clone(),
+                    base_url,
+                    api_key,
+                    model: default_model,
+                    tier_models: Default::default(),
+                    request_timeout,
+                    connect_timeout,
+                })
+                .map_err(|e| anyhow::anyhow!("llm.providers.{name}: {e}"))?,
+            ),
+            ProviderKind::Anthropic => {
+                let mut c = AnthropicConfig::new(default_model);
+                c.name = name.clone();
+                c.base_url = base_url;
+                c.api_key = api_key;
+                c.request_timeout = request_timeout;
+                c.connect_timeout = connect_timeout;
+                Arc::new(Anthropic::new(c).map_err(|e| anyhow::anyhow!("llm.providers.{name}: {e}"))?)
+            }
+            ProviderKind::Gemini => {
+                let mut c = GeminiConfig::new(default_model);
+                c.name = name.clone();
+                c.base_url = base_url;
+                c.api_key = api_key;
+                c.request_timeout = request_timeout;
+                c.connect_timeout = connect_timeout;
+                Arc::new(Gemini::new(c).map_err(|e| anyhow::anyhow!("llm.providers.{name}: {e}"))?)
+            }
+            ProviderKind::Ollama => {
+                let mut c = OllamaConfig::new(base_url, default_model);
+                c.name = name.clone();
+                c.request_timeout = request_timeout;
+                c.connect_timeout = connect_timeout;
+                Arc::new(Ollama::new(c).map_err(|e| anyhow::anyhow!("llm.providers.{name}: {e}"))?)
+            }
+        };
+        providers.push(Provider {
+            name: name.clone(),
+            kind: kind.as_str().to_string(),
+            llm: built,
+            local: p.is_local(kind),
+        });
+    }
+    let deployments = llm
+        .deployments
+        .iter()
+        .filter_map(|(id, d)| {
+            let (provider, model) = id.split_once('/')?;
+            let mut spec = DeploymentSpec::new(provider, model);
+            if let Some(w) = d.context_window {
+                spec.context_window = w;
+            }
+            if let Some(m) = d.max_output_tokens {
+                spec.max_output_tokens = m;
+            }
+            Some(spec)
+        })
+        .collect();
+    let micros = |amount: f64| (amount * 1e6).round() as i64;
+    let mut budgets = Vec::new();
+    let mut add = |scope: Scope, limits: (Option<f64>, Option<f64>)| {
+        if let Some(d) = limits.0 {
+            budgets.push(BudgetRule { scope: scope.clone(), period: Period::Daily, limit_micros: micros(d) });
+        }
+        if let Some(m) = limits.1 {
+            budgets.push(BudgetRule { scope, period: Period::Monthly, limit_micros: micros(m) });
+        }
     };
-    let provider = OpenAiCompatible::new(OpenAiConfig {
-        name: name.to_string(),
-        base_url,
-        api_key: llm.api_key.as_ref().map(|k| k.expose().to_string()),
-        model,
-        tier_models: llm.tiers.clone(),
-        request_timeout: Duration::from_secs(llm.request_timeout_secs),
-        connect_timeout: Duration::from_secs(llm.connect_timeout_secs),
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Arc::new(provider))
+    add(Scope::Overall, (llm.budgets.daily, llm.budgets.monthly));
+    for (name, l) in &llm.budgets.providers {
+        add(Scope::Provider(name.clone()), (l.daily, l.monthly));
+    }
+    let router = Router::new(
+        RouterConfig {
+            providers,
+            deployments,
+            tiers: llm.effective_tiers(),
+            prices: PriceTable::new(llm.prices.clone()),
+            budgets,
+            retry: RetryPolicy { attempts: llm.retries, ..RetryPolicy::default() },
+            cooldown: CooldownPolicy {
+                failures: llm.cooldown_failures,
+                duration: Duration::from_secs(llm.cooldown_secs),
+            },
+        },
+        store,
+        clock,
+    )
+    .await?;
+    Ok(Some(router))
 }
 
 fn build_agents(config: &Config, tools: &ToolRegistry) -> anyhow::Result<AgentRegistry> {
@@ -102,7 +189,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store_desc = steward_store::redact_url(store.url());
     let store: Arc<dyn Store> = Arc::new(store);
 
-    let llm = build_llm(&config)?;
+    let router = build_llm(&config, Some(store.clone()), clock.clone()).await?;
+    let llm: Arc<dyn Llm> = match &router {
+        Some(r) => Arc::new(r.clone()),
+        None => Arc::new(UnconfiguredLlm),
+    };
     let engine = Engine::new(EngineParts {
         llm: llm.clone(),
         store,
@@ -136,6 +227,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         auth = if keys.is_enabled() { "api keys" } else { "off (loopback only)" },
         "steward listening"
     );
+    if let Some(r) = &router {
+        for (tier, ids) in r.tiers() {
+            tracing::info!(tier = tier.as_str(), deployments = %ids.join(", "), "model tier");
+        }
+    }
     if llm.name() == "none" {
         tracing::warn!(
             "no language model is configured: set OPENAI_API_KEY/OPENAI_BASE_URL or OLLAMA_HOST to enable answers"

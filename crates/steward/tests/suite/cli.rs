@@ -44,7 +44,8 @@ fn config_check_prints_the_effective_config_with_secrets_masked() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("port = 8123"));
-    assert!(stdout.contains("provider = \"openai\""));
+    assert!(stdout.contains("[llm.providers.openai]"), "{stdout}");
+    assert!(stdout.contains("# smart: openai/gpt-4o"), "{stdout}");
     assert!(!stdout.contains("sk-live-very-secret") && !stdout.contains("pw-secret"), "{stdout}");
     assert!(stdout.contains("postgres://steward:***@db.example:5432/steward"));
 }

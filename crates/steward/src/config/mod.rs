@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use steward_core::{AgentProfile, Tier};
 
+mod llm;
+pub use llm::{LlmSection, ProviderKind};
+
 /// A value that must never be printed.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -76,46 +79,6 @@ pub struct StorageSection {
 impl Default for StorageSection {
     fn default() -> Self {
         StorageSection { data_dir: PathBuf::from("./steward-data"), database_url: None }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// Any OpenAI-compatible server.
-    Openai,
-    /// Ollama, through its OpenAI-compatible endpoint.
-    Ollama,
-    /// No model: Steward answers what it can without one.
-    None,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LlmSection {
-    /// Unset: chosen from the environment (OpenAI if its key or base URL is
-    /// set, else Ollama if OLLAMA_HOST is set, else none).
-    pub provider: Option<ProviderKind>,
-    pub base_url: Option<String>,
-    pub api_key: Option<Secret>,
-    pub model: Option<String>,
-    /// A model per tier, overriding `model`.
-    pub tiers: BTreeMap<Tier, String>,
-    pub request_timeout_secs: u64,
-    pub connect_timeout_secs: u64,
-}
-
-impl Default for LlmSection {
-    fn default() -> Self {
-        LlmSection {
-            provider: None,
-            base_url: None,
-            api_key: None,
-            model: None,
-            tiers: BTreeMap::new(),
-            request_timeout_secs: 300,
-            connect_timeout_secs: 10,
-        }
     }
 }
 
@@ -320,7 +283,7 @@ impl Config {
         if let Some(v) = env.var("DATABASE_URL") {
             file.storage.database_url = Some(Secret::new(v));
         }
-        apply_llm_env(&mut file.llm, env);
+        llm::apply_env(&mut file.llm, env);
         if let Some(v) = env.var("STEWARD_API_KEYS") {
             file.auth.api_keys = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         }
@@ -424,34 +387,7 @@ impl Config {
                 fix: "use error, warn, info, debug or trace (or a filter such as info,steward_core=debug)".into(),
             });
         }
-        if let Some(url) = &f.llm.base_url {
-            // Ollama's own clients accept a bare host:port; so does Steward.
-            let effective = match f.llm.provider {
-                Some(ProviderKind::Ollama) => steward_llm::ollama_base_url(url),
-                Some(ProviderKind::Openai) | Some(ProviderKind::None) | None => url.clone(),
-            };
-            if let Err(why) = check_http_url(&effective) {
-                p.push(Problem {
-                    key: "llm.base_url (OPENAI_BASE_URL, OLLAMA_HOST)".into(),
-                    message: format!("'{}' {why}", steward_store::redact_url(url)),
-                    fix: "use a URL such as https://api.openai.com/v1, http://127.0.0.1:8080/v1 or, for Ollama, http://127.0.0.1:11434".into(),
-                });
-            }
-        }
-        if f.llm.provider == Some(ProviderKind::Openai) && f.llm.base_url.is_none() && f.llm.api_key.is_none() {
-            p.push(Problem {
-                key: "llm.api_key (OPENAI_API_KEY)".into(),
-                message: "the provider is OpenAI's API, which needs a key, and none is set".into(),
-                fix: "set OPENAI_API_KEY, or set OPENAI_BASE_URL to a server that needs none (llama.cpp, vLLM, LM Studio)".into(),
-            });
-        }
-        if f.llm.request_timeout_secs == 0 || f.llm.connect_timeout_secs == 0 {
-            p.push(Problem {
-                key: "llm.request_timeout_secs / llm.connect_timeout_secs".into(),
-                message: "a timeout of 0 seconds would fail every call".into(),
-                fix: "use at least 1 second; the defaults are 300 and 10".into(),
-            });
-        }
+        f.llm.validate(&mut p);
         if f.engine.max_steps == 0 || f.engine.max_steps > 100 {
             p.push(Problem {
                 key: "engine.max_steps".into(),
@@ -518,7 +454,7 @@ impl Config {
     /// The effective configuration as TOML, secrets masked.
     pub fn render(&self) -> String {
         let mut shown = self.file.clone();
-        shown.llm.base_url = shown.llm.base_url.as_deref().map(steward_store::redact_url);
+        shown.llm = shown.llm.masked();
         if let Some(url) = &shown.storage.database_url {
             // The URL is shown with only its password hidden.
             shown.storage.database_url = Some(Secret::new(steward_store::redact_url(url.expose())));
@@ -553,42 +489,6 @@ fn check_http_url(url: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn apply_llm_env(llm: &mut LlmSection, env: &dyn Env) {
-    let openai = env.var("OPENAI_API_KEY").is_some() || env.var("OPENAI_BASE_URL").is_some();
-    let ollama = env.var("OLLAMA_HOST").is_some();
-    if llm.provider.is_none() {
-        llm.provider = Some(if openai {
-            ProviderKind::Openai
-        } else if ollama {
-            ProviderKind::Ollama
-        } else {
-            ProviderKind::None
-        });
-    }
-    match llm.provider {
-        Some(ProviderKind::Openai) => {
-            if let Some(k) = env.var("OPENAI_API_KEY") {
-                llm.api_key = Some(Secret::new(k));
-            }
-            if let Some(u) = env.var("OPENAI_BASE_URL") {
-                llm.base_url = Some(u);
-            }
-            if let Some(m) = env.var("OPENAI_MODEL") {
-                llm.model = Some(m);
-            }
-        }
-        Some(ProviderKind::Ollama) => {
-            if let Some(h) = env.var("OLLAMA_HOST") {
-                llm.base_url = Some(h);
-            }
-            if let Some(m) = env.var("OLLAMA_MODEL") {
-                llm.model = Some(m);
-            }
-        }
-        Some(ProviderKind::None) | None => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -609,7 +509,7 @@ mod tests {
         assert_eq!(c.file.server.host, "127.0.0.1");
         assert_eq!(c.file.server.port, 8000);
         assert_eq!(c.file.storage.data_dir, PathBuf::from("./steward-data"));
-        assert_eq!(c.file.llm.provider, Some(ProviderKind::None));
+        assert!(c.file.llm.providers.is_empty());
         assert!(c.database_url().is_none());
     }
 
@@ -659,12 +559,40 @@ mod tests {
     }
 
     #[test]
-    fn the_provider_is_chosen_from_the_environment() {
+    fn every_provider_set_in_the_environment_is_usable() {
         let c = resolve("", &[("OLLAMA_HOST", "http://127.0.0.1:11434")]).unwrap();
-        assert_eq!(c.file.llm.provider, Some(ProviderKind::Ollama));
-        let c = resolve("", &[("OLLAMA_HOST", "http://x"), ("OPENAI_API_KEY", "sk-x")]).unwrap();
-        assert_eq!(c.file.llm.provider, Some(ProviderKind::Openai));
-        assert_eq!(c.file.llm.api_key.as_ref().map(Secret::expose), Some("sk-x"));
+        assert_eq!(c.file.llm.providers.keys().collect::<Vec<_>>(), vec!["ollama"]);
+        let c = resolve(
+            "",
+            &[
+                ("OLLAMA_HOST", "http://x"),
+                ("OPENAI_API_KEY", "sk-x"),
+                ("GEMINI_API_KEY", "g"),
+                ("ANTHROPIC_API_KEY", "a"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.file.llm.providers.keys().collect::<Vec<_>>(), vec!["anthropic", "gemini", "ollama", "openai"]);
+        assert_eq!(c.file.llm.providers["openai"].api_key.as_ref().map(Secret::expose), Some("sk-x"));
+        // The environment updates a provider the file names.
+        let c = resolve("[llm.providers.openai]\nmodel = \"gpt-4.1\"\n", &[("OPENAI_API_KEY", "sk-y")]).unwrap();
+        let p = &c.file.llm.providers["openai"];
+        assert_eq!((p.model.as_deref(), p.api_key.as_ref().map(Secret::expose)), (Some("gpt-4.1"), Some("sk-y")));
+    }
+
+    #[test]
+    fn tiers_budgets_and_prices_are_checked() {
+        let e =
+            resolve("[llm.tiers]\nsmart = [\"nobody/x\", \"bare\"]\n", &[("OLLAMA_HOST", "127.0.0.1")]).unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert!(e.to_string().contains("llm.tiers.smart") && e.to_string().contains("ollama"), "{e}");
+        let e = resolve("[llm.budgets]\nmonthly = -1\n[llm.budgets.providers.ghost]\ndaily = 1\n", &[]).unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        let e = resolve("[llm.prices.\"openai/x\"]\ninput = -2\noutput = 1\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("zero or more"), "{e}");
+        let e = resolve("[llm.providers.work]\nbase_url = \"http://10.0.0.2/v1\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("kind = "), "{e}");
+        assert!(resolve("[llm.providers.work]\nkind = \"openai\"\nbase_url = \"http://10.0.0.2/v1\"\n", &[]).is_ok());
     }
 
     #[test]
@@ -693,10 +621,12 @@ mod tests {
     }
 
     #[test]
-    fn openai_without_a_key_or_another_server_is_refused() {
-        let e = resolve("[llm]\nprovider = \"openai\"\n", &[]).unwrap_err().to_string();
+    fn a_cloud_provider_without_a_key_or_another_server_is_refused() {
+        let e = resolve("[llm.providers.openai]\n", &[]).unwrap_err().to_string();
         assert!(e.contains("OPENAI_API_KEY"), "{e}");
-        assert!(resolve("[llm]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:8080/v1\"\n", &[]).is_ok());
+        let e = resolve("[llm.providers.anthropic]\nmodel = \"claude\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("ANTHROPIC_API_KEY"), "{e}");
+        assert!(resolve("[llm.providers.openai]\nbase_url = \"http://127.0.0.1:8080/v1\"\n", &[]).is_ok());
     }
 
     #[test]

@@ -1,0 +1,359 @@
+//! The router against scripted OpenAI-compatible servers, with a real
+//! SQLite ledger.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use steward_core::{Clock, Llm, LlmChunk, LlmErrorKind, LlmRequest, Store, SystemClock, Tier, UsageGroup};
+use steward_protocol::Message;
+use steward_store::SqlStore;
+use steward_testkit::{Reply, ScriptedLlm};
+
+use super::*;
+use crate::{OpenAiCompatible, OpenAiConfig};
+
+struct Fixture {
+    router: Router,
+    store: Arc<SqlStore>,
+    servers: BTreeMap<String, ScriptedLlm>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Setup {
+    /// (provider name, local?)
+    providers: Vec<(&'static str, bool)>,
+    tier: Vec<&'static str>,
+    deployments: Vec<DeploymentSpec>,
+    prices: BTreeMap<String, Price>,
+    budgets: Vec<BudgetRule>,
+    retry: RetryPolicy,
+    cooldown: CooldownPolicy,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            providers: vec![],
+            tier: vec![],
+            deployments: vec![],
+            prices: BTreeMap::new(),
+            budgets: vec![],
+            retry: RetryPolicy {
+                attempts: 2,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_secs(2),
+            },
+            cooldown: CooldownPolicy { failures: 100, duration: Duration::from_secs(60) },
+        }
+    }
+}
+
+async fn fixture(setup: Setup) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("steward-router-{}", rand::random::<u64>()));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = Arc::new(SqlStore::open_in_dir(&dir, clock.clone()).await.unwrap());
+    let mut servers = BTreeMap::new();
+    let mut providers = Vec::new();
+    for (name, local) in &setup.providers {
+        let server = ScriptedLlm::start().await.unwrap();
+        let llm = OpenAiCompatible::new(
+            OpenAiConfig::new(*name, server.base_url(), "unused")
+                .with_timeouts(Duration::from_secs(5), Duration::from_secs(1)),
+        )
+        .unwrap();
+        providers.push(Provider { name: name.to_string(), kind: "openai".into(), llm: Arc::new(llm), local: *local });
+        servers.insert(name.to_string(), server);
+    }
+    let config = RouterConfig {
+        providers,
+        deployments: setup.deployments,
+        tiers: BTreeMap::from([(Tier::Smart, setup.tier.iter().map(|s| s.to_string()).collect())]),
+        prices: PriceTable::new(setup.prices),
+        budgets: setup.budgets,
+        retry: setup.retry,
+        cooldown: setup.cooldown,
+    };
+    let router = Router::new(config, Some(store.clone()), clock).await.unwrap();
+    Fixture { router, store, servers, dir }
+}
+
+fn request(text: &str) -> LlmRequest {
+    LlmRequest {
+        tier: Tier::Smart,
+        messages: vec![Message::user(text)],
+        caller: Some("architect".into()),
+        trace_id: Some("turn_test".into()),
+        ..LlmRequest::default()
+    }
+}
+
+fn price(per_mtok: f64) -> Price {
+    Price { input: per_mtok, output: per_mtok, cached_input: None }
+}
+
+async fn ledger(store: &SqlStore) -> Vec<steward_core::UsageTotal> {
+    store.usage_totals(0, UsageGroup::Model).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_rate_limited_deployment_falls_back_to_the_next() {
+    let f =
+        fixture(Setup { providers: vec![("a", false), ("b", false)], tier: vec!["a/m", "b/m"], ..Setup::default() })
+            .await;
+    // Retry-After longer than the policy's longest wait: move on at once.
+    f.servers["a"].push(Reply::rate_limited(60));
+    f.servers["b"].push(Reply::text("from b"));
+    let out = f.router.complete(request("hi")).await.unwrap();
+    assert_eq!(out.text, "from b");
+    assert_eq!(f.servers["a"].chat_requests().len(), 1, "no retry when Retry-After exceeds the policy");
+    assert_eq!(f.servers["b"].chat_requests()[0]["model"], "m");
+    let totals = ledger(&f.store).await;
+    let a = totals.iter().find(|t| t.key == "a/m").unwrap();
+    assert_eq!((a.requests, a.ok_requests), (1, 0));
+    let b = totals.iter().find(|t| t.key == "b/m").unwrap();
+    assert_eq!((b.requests, b.ok_requests), (1, 1));
+}
+
+#[tokio::test]
+async fn a_short_retry_after_is_honoured_on_the_same_deployment() {
+    let f =
+        fixture(Setup { providers: vec![("a", false), ("b", false)], tier: vec!["a/m", "b/m"], ..Setup::default() })
+            .await;
+    f.servers["a"].push(Reply::rate_limited(1));
+    f.servers["a"].push(Reply::text("from a"));
+    let started = std::time::Instant::now();
+    let out = f.router.complete(request("hi")).await.unwrap();
+    assert_eq!(out.text, "from a");
+    assert!(started.elapsed() >= Duration::from_secs(1), "the router waited as Retry-After asked");
+    assert!(f.servers["b"].chat_requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_stream_cut_before_the_first_token_falls_back_but_not_after() {
+    let f =
+        fixture(Setup { providers: vec![("a", false), ("b", false)], tier: vec!["a/m", "b/m"], ..Setup::default() })
+            .await;
+    // Only the role chunk arrives, then the connection drops: nothing was said yet.
+    f.servers["a"].push(Reply::CutStream { content: String::new(), after_chunks: 0 });
+    f.servers["a"].push(Reply::CutStream { content: String::new(), after_chunks: 0 });
+    f.servers["b"].push(Reply::text("from b"));
+    assert_eq!(f.router.complete(request("hi")).await.unwrap().text, "from b");
+
+    // Once text has streamed, a failure is the caller's to see.
+    f.servers["a"].push(Reply::CutStream { content: "half an ans".into(), after_chunks: 2 });
+    let err = f.router.complete(request("hi")).await.unwrap_err();
+    assert_eq!(err.kind, LlmErrorKind::Network);
+    assert_eq!(f.servers["b"].chat_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_context_length_error_moves_to_a_larger_window() {
+    let mut small = DeploymentSpec::new("a", "small");
+    small.context_window = 8_000;
+    let mut smaller = DeploymentSpec::new("b", "smaller");
+    smaller.context_window = 4_000;
+    let mut big = DeploymentSpec::new("c", "big");
+    big.context_window = 200_000;
+    let f = fixture(Setup {
+        providers: vec![("a", false), ("b", false), ("c", false)],
+        tier: vec!["a/small", "b/smaller", "c/big"],
+        deployments: vec![small, smaller, big],
+        ..Setup::default()
+    })
+    .await;
+    f.servers["a"].push(Reply::error(400, "invalid_request_error", Some("context_length_exceeded"), "too long"));
+    f.servers["c"].push(Reply::text("fits"));
+    assert_eq!(f.router.complete(request("a long story")).await.unwrap().text, "fits");
+    assert!(f.servers["b"].chat_requests().is_empty(), "a smaller window is not worth trying");
+}
+
+#[tokio::test]
+async fn a_deployment_that_keeps_failing_cools_down() {
+    let f = fixture(Setup {
+        providers: vec![("a", false), ("b", false)],
+        tier: vec!["a/m", "b/m"],
+        retry: RetryPolicy { attempts: 1, ..Setup::default().retry },
+        cooldown: CooldownPolicy { failures: 2, duration: Duration::from_secs(60) },
+        ..Setup::default()
+    })
+    .await;
+    f.servers["a"].set_default(Some(Reply::error(503, "server_error", None, "down")));
+    f.servers["b"].set_default(Some(Reply::text("from b")));
+    for _ in 0..4 {
+        assert_eq!(f.router.complete(request("hi")).await.unwrap().text, "from b");
+    }
+    assert_eq!(f.servers["a"].chat_requests().len(), 2, "after two failures a is rested");
+}
+
+#[tokio::test]
+async fn a_spent_budget_falls_back_to_a_free_local_deployment_or_refuses() {
+    let budget = BudgetRule { scope: Scope::Overall, period: Period::Monthly, limit_micros: 100_000 };
+    let f = fixture(Setup {
+        providers: vec![("cloud", false), ("home", true)],
+        tier: vec!["cloud/big", "home/small"],
+        prices: BTreeMap::from([("cloud/big".to_string(), price(100.0))]),
+        budgets: vec![budget.clone()],
+        ..Setup::default()
+    })
+    .await;
+    // 600 characters: 150 completion tokens, within the 200 asked for.
+    let paid = format!("paid {}", "x".repeat(595));
+    f.servers["cloud"].set_default(Some(Reply::text(paid.clone())));
+    f.servers["home"].set_default(Some(Reply::text("free answer")));
+    let mut req = request("hi");
+    req.max_tokens = Some(200);
+    // A call costs about 151 tokens × 100 = 15 100 micros; its worst case
+    // (about 22 prompt + 200 output tokens) about 22 200.
+    // The paid deployment serves until its budget cannot hold another
+    // worst case; from then on the free local one does.
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        answers.push(f.router.complete(req.clone()).await.unwrap().text);
+        if answers.last().map(String::as_str) == Some("free answer") && answers.len() > 1 {
+            break;
+        }
+    }
+    assert_eq!(answers.first(), Some(&paid));
+    assert_eq!(answers.iter().filter(|a| **a == paid).count(), 6, "{answers:?}");
+    assert_eq!(answers.last().map(String::as_str), Some("free answer"), "{answers:?}");
+    assert_eq!(f.router.complete(req.clone()).await.unwrap().text, "free answer", "the budget stays spent");
+    let spent = f.router.budget_status()[0].spent_micros;
+    assert!(spent <= 100_000 && spent > 0, "{spent}");
+    let ledger_cost: i64 = ledger(&f.store).await.iter().map(|t| t.cost_micros).sum();
+    assert_eq!(ledger_cost, spent);
+
+    // Without a local deployment the caller gets a clear budget error.
+    let g = fixture(Setup {
+        providers: vec![("cloud", false)],
+        tier: vec!["cloud/big"],
+        prices: BTreeMap::from([("cloud/big".to_string(), price(100.0))]),
+        budgets: vec![BudgetRule { limit_micros: 1_000, ..budget }],
+        ..Setup::default()
+    })
+    .await;
+    let err = g.router.complete(req).await.unwrap_err();
+    assert_eq!(err.kind, LlmErrorKind::BudgetExceeded);
+    assert!(err.message.contains("overall monthly budget"), "{}", err.message);
+    assert!(g.servers["cloud"].chat_requests().is_empty(), "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_simultaneous_requests_never_spend_past_the_budget() {
+    let limit = 200_000;
+    let f = fixture(Setup {
+        providers: vec![("cloud", false)],
+        tier: vec!["cloud/big"],
+        prices: BTreeMap::from([("cloud/big".to_string(), price(100.0))]),
+        budgets: vec![BudgetRule {
+            scope: Scope::Provider("cloud".into()),
+            period: Period::Daily,
+            limit_micros: limit,
+        }],
+        ..Setup::default()
+    })
+    .await;
+    f.servers["cloud"].set_default(Some(Reply::delay(50, Reply::text("a fairly long paid answer, to cost something"))));
+    let mut req = request("how much?");
+    req.max_tokens = Some(300);
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let router = f.router.clone();
+            let req = req.clone();
+            tokio::spawn(async move { router.complete(req).await })
+        })
+        .collect();
+    let mut served = 0;
+    let mut refused = 0;
+    for c in calls {
+        match c.await.unwrap() {
+            Ok(_) => served += 1,
+            Err(e) if e.kind == LlmErrorKind::BudgetExceeded => refused += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert!(served > 0 && refused > 0, "served {served}, refused {refused}");
+    let ledger_cost: i64 = ledger(&f.store).await.iter().map(|t| t.cost_micros).sum();
+    assert!(ledger_cost <= limit, "spent {ledger_cost} of {limit}");
+    let status = &f.router.budget_status()[0];
+    assert_eq!(status.spent_micros, ledger_cost, "the book and the ledger agree");
+    assert_eq!(status.reserved_micros, 0, "every reservation was settled");
+}
+
+#[tokio::test]
+async fn streamed_and_completed_calls_cost_the_same_and_are_ledgered() {
+    let f = fixture(Setup {
+        providers: vec![("cloud", false)],
+        tier: vec!["cloud/m"],
+        prices: BTreeMap::from([("cloud/m".to_string(), Price { input: 3.0, output: 15.0, cached_input: None })]),
+        ..Setup::default()
+    })
+    .await;
+    f.servers["cloud"].set_default(Some(Reply::text("The same answer both times.")));
+    let completed = f.router.complete(request("same question")).await.unwrap();
+    let mut stream = f.router.stream(request("same question")).await.unwrap();
+    let mut streamed_usage = None;
+    while let Some(chunk) = stream.next().await {
+        if let Ok(LlmChunk::Usage(u)) = chunk {
+            streamed_usage = Some(u);
+        }
+    }
+    assert_eq!(Some(completed.usage), streamed_usage);
+    let totals = ledger(&f.store).await;
+    assert_eq!(totals[0].requests, 2);
+    let one = Price { input: 3.0, output: 15.0, cached_input: None }.cost_micros(&completed.usage);
+    assert!(one > 0);
+    assert_eq!(totals[0].cost_micros, 2 * one, "both calls cost the same, from the provider's counts");
+    assert_eq!(totals[0].prompt_tokens as u64, 2 * completed.usage.prompt_tokens);
+}
+
+#[tokio::test]
+async fn gateway_names_route_to_a_deployment_or_a_tier() {
+    let f =
+        fixture(Setup { providers: vec![("a", true), ("b", true)], tier: vec!["a/m1", "b/m2"], ..Setup::default() })
+            .await;
+    f.servers["b"].push(Reply::text("b answers"));
+    let mut req = request("hi");
+    req.model = Some("b/other-model".into());
+    assert_eq!(f.router.complete(req).await.unwrap().text, "b answers");
+    assert_eq!(f.servers["b"].chat_requests()[0]["model"], "other-model");
+    assert!(f.router.routes("smart") && f.router.routes("a/anything") && !f.router.routes("nobody/x"));
+    assert_eq!(f.router.gateway_models(), vec!["smart", "a/m1", "b/m2"]);
+    let mut unknown = request("hi");
+    unknown.model = Some("no-such-model".into());
+    assert_eq!(f.router.complete(unknown).await.unwrap_err().kind, LlmErrorKind::ModelNotFound);
+}
+
+#[tokio::test]
+async fn budgets_resume_from_the_ledger_after_a_restart() {
+    let f = fixture(Setup {
+        providers: vec![("cloud", false)],
+        tier: vec!["cloud/m"],
+        prices: BTreeMap::from([("cloud/m".to_string(), price(1000.0))]),
+        budgets: vec![BudgetRule { scope: Scope::Overall, period: Period::Monthly, limit_micros: 10_000_000 }],
+        ..Setup::default()
+    })
+    .await;
+    f.servers["cloud"].set_default(Some(Reply::text("ok")));
+    f.router.complete(request("hi")).await.unwrap();
+    let spent = f.router.budget_status()[0].spent_micros;
+    assert!(spent > 0);
+    let store: Arc<dyn Store> = f.store.clone();
+    let config = RouterConfig {
+        providers: vec![],
+        deployments: vec![],
+        tiers: BTreeMap::new(),
+        prices: PriceTable::default(),
+        budgets: vec![BudgetRule { scope: Scope::Overall, period: Period::Monthly, limit_micros: 10_000_000 }],
+        retry: RetryPolicy::default(),
+        cooldown: CooldownPolicy::default(),
+    };
+    let restarted = Router::new(config, Some(store), Arc::new(SystemClock)).await.unwrap();
+    assert_eq!(restarted.budget_status()[0].spent_micros, spent);
+}
