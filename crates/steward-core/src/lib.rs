@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod clock;
 pub mod engine;
+pub mod gateway;
 pub mod llm;
 pub mod metrics;
 pub mod policy;
@@ -19,6 +20,7 @@ pub mod usage;
 pub use agent::{AgentProfile, AgentRegistry, Tier};
 pub use clock::{Clock, SystemClock};
 pub use engine::{Engine, EngineError, EngineLimits, EngineParts, TurnHandle};
+pub use gateway::Gateway;
 pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition, UnconfiguredLlm};
 pub use metrics::Metrics;
 pub use policy::{Decision, Policy};

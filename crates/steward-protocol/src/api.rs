@@ -106,3 +106,48 @@ pub struct ComponentHealth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// `GET /api/usage`: what the models cost, from the usage ledger.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct UsageReport {
+    /// The first day counted, `YYYY-MM-DD` (UTC).
+    pub since: String,
+    pub days: u32,
+    pub requests: i64,
+    /// Of the requests, the share served by local (free) deployments, 0–1.
+    pub local_share: f64,
+    /// Total cost in the price table's currency.
+    pub cost: f64,
+    pub by_day: Vec<UsageLine>,
+    pub by_provider: Vec<UsageLine>,
+    pub by_model: Vec<UsageLine>,
+    pub budgets: Vec<BudgetLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct UsageLine {
+    /// The day, provider or `provider/model`.
+    pub key: String,
+    pub requests: i64,
+    pub ok_requests: i64,
+    pub local_requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct BudgetLine {
+    /// `overall` or a provider's name.
+    pub scope: String,
+    /// `daily` or `monthly`.
+    pub period: String,
+    /// When the current period began, `YYYY-MM-DD` (UTC).
+    pub period_start: String,
+    pub limit: f64,
+    pub spent: f64,
+    /// Held by requests still running.
+    pub reserved: f64,
+    pub remaining: f64,
+}

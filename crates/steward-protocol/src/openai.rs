@@ -26,6 +26,27 @@ pub struct ChatCompletionRequest {
     pub max_completion_tokens: Option<u32>,
     #[serde(default)]
     pub user: Option<String>,
+    /// Tools the client offers the model (gateway mode only: agents bring
+    /// their own tools and ignore these).
+    #[serde(default)]
+    pub tools: Option<Vec<RequestTool>>,
+}
+
+/// `{"type": "function", "function": {"name", "description", "parameters"}}`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RequestTool {
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: RequestFunction,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RequestFunction {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -239,6 +260,16 @@ pub struct Delta {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<DeltaToolCall>>,
+}
+
+/// A tool call in a streamed delta; Steward sends each call whole, in one delta.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeltaToolCall {
+    pub index: u32,
+    #[serde(flatten)]
+    pub call: WireToolCall,
 }
 
 // ------------------------------------------------------------------ models

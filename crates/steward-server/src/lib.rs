@@ -8,18 +8,20 @@
 mod auth;
 mod body;
 mod error;
+mod gateway;
 mod health;
 mod http_metrics;
 mod native;
 mod openai;
 mod sse;
+mod usage;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
-use steward_core::Engine;
+use steward_core::{Engine, Gateway};
 
 pub use auth::{digest_hex, parse_digest, ApiKeys};
 pub use error::ApiError;
@@ -49,11 +51,19 @@ pub struct AppState {
     pub engine: Engine,
     pub settings: Arc<ServerSettings>,
     pub http_metrics: Arc<HttpMetrics>,
+    /// Gateway mode and budgets, when a model router is configured.
+    pub gateway: Option<Arc<dyn Gateway>>,
 }
 
 impl AppState {
     pub fn new(engine: Engine, settings: ServerSettings) -> Self {
-        AppState { engine, settings: Arc::new(settings), http_metrics: Arc::new(HttpMetrics::default()) }
+        AppState { engine, settings: Arc::new(settings), http_metrics: Arc::new(HttpMetrics::default()), gateway: None }
+    }
+
+    /// Serves `provider/model` and tier names as models, straight through `gateway`.
+    pub fn with_gateway(mut self, gateway: Arc<dyn Gateway>) -> Self {
+        self.gateway = Some(gateway);
+        self
     }
 }
 
@@ -66,6 +76,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/conversations", post(native::create_conversation).get(native::list_conversations))
         .route("/api/conversations/{id}", get(native::get_conversation))
         .route("/api/conversations/{id}/messages", post(native::post_message))
+        .route("/api/usage", get(usage::report))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -24,19 +24,40 @@ fn model_of(agent: &AgentProfile) -> Model {
 
 fn unknown_model(state: &AppState, id: &str) -> ApiError {
     let available: Vec<&str> = state.engine.agents().all().map(|a| a.id.as_str()).collect();
+    let gateway = match &state.gateway {
+        Some(g) => {
+            format!(" Through the gateway: {}, or any provider/model of a configured provider.", g.models().join(", "))
+        }
+        None => String::new(),
+    };
     ApiError::new(
         ErrorCode::ModelNotFound,
-        format!("The model '{id}' does not exist. Steward's models are its agents: {}.", available.join(", ")),
+        format!("The model '{id}' does not exist. Steward's agents: {}.{gateway}", available.join(", ")),
     )
     .with_param("model")
 }
 
+/// A gateway model as `/v1/models` lists it.
+fn gateway_model(id: &str) -> Model {
+    Model { id: id.to_string(), object: "model".into(), created: 0, owned_by: "steward-gateway".into() }
+}
+
 pub async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
-    Json(ModelList { object: "list".into(), data: state.engine.agents().all().map(model_of).collect() })
+    let mut data: Vec<Model> = state.engine.agents().all().map(model_of).collect();
+    if let Some(g) = &state.gateway {
+        data.extend(g.models().iter().map(|m| gateway_model(m)));
+    }
+    Json(ModelList { object: "list".into(), data })
 }
 
 pub async fn get_model(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Model>, ApiError> {
-    state.engine.agents().get(&id).map(|a| Json(model_of(a))).ok_or_else(|| unknown_model(&state, &id))
+    if let Some(agent) = state.engine.agents().get(&id) {
+        return Ok(Json(model_of(agent)));
+    }
+    match &state.gateway {
+        Some(g) if g.routes(&id) => Ok(Json(gateway_model(&id))),
+        _ => Err(unknown_model(&state, &id)),
+    }
 }
 
 /// The conversation a client asks to continue, from the header.
@@ -67,7 +88,12 @@ pub async fn chat_completions(
         .map(|(i, m)| m.to_message().map_err(|e| ApiError::invalid(e).with_param(format!("messages[{i}].role"))))
         .collect::<Result<Vec<Message>, ApiError>>()?;
     if state.engine.agents().get(&request.model).is_none() {
-        return Err(unknown_model(&state, &request.model));
+        return match &state.gateway {
+            Some(g) if g.routes(&request.model) => {
+                crate::gateway::chat(g.llm(), state.engine.clock().now_ms(), request, messages).await
+            }
+            _ => Err(unknown_model(&state, &request.model)),
+        };
     }
     let conversation_id = requested_conversation(&headers)?;
     let handle = state
@@ -161,15 +187,15 @@ async fn collect(mut handle: TurnHandle, id: String, created: i64, model: String
     })
 }
 
-struct ChunkHead {
-    id: String,
-    created: i64,
-    model: String,
-    include_usage: bool,
+pub(crate) struct ChunkHead {
+    pub(crate) id: String,
+    pub(crate) created: i64,
+    pub(crate) model: String,
+    pub(crate) include_usage: bool,
 }
 
 impl ChunkHead {
-    fn chunk(&self, delta: Option<Delta>, finish: Option<&str>) -> ChatCompletionChunk {
+    pub(crate) fn chunk(&self, delta: Option<Delta>, finish: Option<&str>) -> ChatCompletionChunk {
         ChatCompletionChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk".into(),
@@ -186,7 +212,7 @@ impl ChunkHead {
     }
 }
 
-fn frame<T: serde::Serialize>(value: &T) -> bytes::Bytes {
+pub(crate) fn frame<T: serde::Serialize>(value: &T) -> bytes::Bytes {
     sse::data(&serde_json::to_string(value).unwrap_or_else(|_| "{}".into()))
 }
 
@@ -195,7 +221,10 @@ fn frame<T: serde::Serialize>(value: &T) -> bytes::Bytes {
 fn stream_chunks(mut handle: TurnHandle, first: Vec<Event>, head: ChunkHead) -> ReceiverStream<bytes::Bytes> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        let role = head.chunk(Some(Delta { role: Some("assistant".into()), content: Some(String::new()) }), None);
+        let role = head.chunk(
+            Some(Delta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None }),
+            None,
+        );
         if tx.send(frame(&role)).await.is_err() {
             return;
         }
@@ -214,7 +243,7 @@ fn stream_chunks(mut handle: TurnHandle, first: Vec<Event>, head: ChunkHead) -> 
             };
             let out = match event {
                 Event::TextDelta { delta, .. } => {
-                    vec![frame(&head.chunk(Some(Delta { role: None, content: Some(delta) }), None))]
+                    vec![frame(&head.chunk(Some(Delta { role: None, content: Some(delta), tool_calls: None }), None))]
                 }
                 Event::TurnFinished { finish_reason, usage, .. } => {
                     let mut out = vec![frame(&head.chunk(Some(Delta::default()), Some(finish_reason.openai())))];

@@ -35,6 +35,14 @@ impl Client {
         Ok(Client { http, base: url.trim_end_matches('/').to_string(), key })
     }
 
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.get(format!("{}{path}", self.base));
+        match &self.key {
+            Some(k) => r.bearer_auth(k),
+            None => r,
+        }
+    }
+
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         let r = self.http.post(format!("{}{path}", self.base));
         match &self.key {
@@ -160,4 +168,72 @@ pub async fn chat(url: &str, key: Option<String>, agent: &str, conversation: Opt
     }
     eprintln!("Conversation {id} is stored; continue it with --conversation {id}.");
     Ok(())
+}
+
+pub async fn usage(url: &str, key: Option<String>, days: u32, json: bool) -> anyhow::Result<()> {
+    let client = Client::new(url, key)?;
+    let response = client.send(client.get(&format!("/api/usage?days={days}"))).await?;
+    let report: steward_protocol::api::UsageReport =
+        response.json().await.context("the server's usage report is not valid")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    print!("{}", render_usage(&report));
+    Ok(())
+}
+
+/// The usage report as a person reads it.
+pub fn render_usage(r: &steward_protocol::api::UsageReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Since {} ({} days): {} requests, cost {:.4}, {:.0}% served locally",
+        r.since,
+        r.days,
+        r.requests,
+        r.cost,
+        r.local_share * 100.0
+    );
+    for (title, lines) in [("day", &r.by_day), ("provider", &r.by_provider), ("model", &r.by_model)] {
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\nBy {title}:");
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>8} {:>8} {:>12} {:>12} {:>10}",
+            title, "requests", "failed", "tokens in", "tokens out", "cost"
+        );
+        for l in lines.iter() {
+            let _ = writeln!(
+                out,
+                "  {:<40} {:>8} {:>8} {:>12} {:>12} {:>10.4}",
+                l.key,
+                l.requests,
+                l.requests - l.ok_requests,
+                l.prompt_tokens,
+                l.completion_tokens,
+                l.cost
+            );
+        }
+    }
+    if !r.budgets.is_empty() {
+        let _ = writeln!(out, "\nBudgets:");
+        for b in &r.budgets {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<8} since {}: spent {:.4} of {:.4}, {:.4} remaining{}",
+                b.scope,
+                b.period,
+                b.period_start,
+                b.spent,
+                b.limit,
+                b.remaining,
+                if b.reserved > 0.0 { format!(" ({:.4} held by running requests)", b.reserved) } else { String::new() }
+            );
+        }
+    }
+    out
 }

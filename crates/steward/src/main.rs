@@ -37,6 +37,17 @@ enum Command {
         #[arg(required = true, num_args = 1..)]
         question: Vec<String>,
     },
+    /// Show what the models cost: spend by day, provider and model, budgets, local share.
+    Usage {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// How many days back, today included.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -155,6 +166,9 @@ fn main() -> ExitCode {
                 args.conversation.clone(),
                 &question,
             )))
+        }
+        Command::Usage { client: args, days, json } => {
+            client_exit(runtime.block_on(client::usage(&args.url, args.api_key.clone(), days, json)))
         }
         Command::Keys { command: KeysCommand::New } => {
             let key = client::new_key();

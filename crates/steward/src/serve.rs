@@ -237,7 +237,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "no language model is configured: set OPENAI_API_KEY/OPENAI_BASE_URL or OLLAMA_HOST to enable answers"
         );
     }
-    let state = AppState::new(engine, ServerSettings { api_keys: keys, max_body_bytes: server.max_body_bytes });
+    let mut state = AppState::new(engine, ServerSettings { api_keys: keys, max_body_bytes: server.max_body_bytes });
+    if let Some(r) = router {
+        state = state.with_gateway(Arc::new(r));
+    }
     steward_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
     tracing::info!("steward stopped");
     Ok(())

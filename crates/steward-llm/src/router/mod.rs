@@ -663,5 +663,38 @@ impl Router {
     }
 }
 
+impl steward_core::Gateway for Router {
+    fn routes(&self, model: &str) -> bool {
+        Router::routes(self, model)
+    }
+
+    fn models(&self) -> Vec<String> {
+        self.gateway_models()
+    }
+
+    fn budgets(&self) -> Vec<steward_protocol::api::BudgetLine> {
+        let money = |micros: i64| micros as f64 / 1e6;
+        self.budget_status()
+            .into_iter()
+            .map(|b| steward_protocol::api::BudgetLine {
+                scope: match &b.rule.scope {
+                    Scope::Overall => "overall".to_string(),
+                    Scope::Provider(p) => p.clone(),
+                },
+                period: b.rule.period.as_str().to_string(),
+                period_start: steward_core::tools::rfc3339(b.period_start).chars().take(10).collect(),
+                limit: money(b.rule.limit_micros),
+                spent: money(b.spent_micros),
+                reserved: money(b.reserved_micros),
+                remaining: money(b.remaining_micros),
+            })
+            .collect()
+    }
+
+    fn llm(&self) -> Arc<dyn Llm> {
+        Arc::new(self.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
 mod bad_input;
+mod gateway;
 mod native;
 mod openai;
 
