@@ -357,3 +357,109 @@ async fn budgets_resume_from_the_ledger_after_a_restart() {
     let restarted = Router::new(config, Some(store), Arc::new(SystemClock)).await.unwrap();
     assert_eq!(restarted.budget_status()[0].spent_micros, spent);
 }
+
+/// One scripted server speaks all four wire formats; a provider of each
+/// kind points at it.
+async fn four_formats(tier: &[&str], attempts: u32) -> (Router, Arc<SqlStore>, ScriptedLlm, std::path::PathBuf) {
+    use crate::anthropic::{Anthropic, AnthropicConfig};
+    use crate::gemini::{Gemini, GeminiConfig};
+    use crate::ollama::{Ollama, OllamaConfig};
+    let dir = std::env::temp_dir().join(format!("steward-router-4-{}", rand::random::<u64>()));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = Arc::new(SqlStore::open_in_dir(&dir, clock.clone()).await.unwrap());
+    let server = ScriptedLlm::start().await.unwrap();
+    let t = (Duration::from_secs(5), Duration::from_secs(1));
+    let providers = vec![
+        Provider {
+            name: "anthropic".into(),
+            kind: "anthropic".into(),
+            llm: Arc::new(
+                Anthropic::new(AnthropicConfig::new("a").with_base_url(server.host_url()).with_timeouts(t.0, t.1)).unwrap(),
+            ),
+            local: false,
+        },
+        Provider {
+            name: "gemini".into(),
+            kind: "gemini".into(),
+            llm: Arc::new(Gemini::new(GeminiConfig::new("g").with_base_url(server.host_url()).with_timeouts(t.0, t.1)).unwrap()),
+            local: false,
+        },
+        Provider {
+            name: "ollama".into(),
+            kind: "ollama".into(),
+            llm: Arc::new(Ollama::new(OllamaConfig::new(server.host_url(), "o").with_timeouts(t.0, t.1)).unwrap()),
+            local: true,
+        },
+        Provider {
+            name: "openai".into(),
+            kind: "openai".into(),
+            llm: Arc::new(OpenAiCompatible::new(OpenAiConfig::new("openai", server.base_url(), "x")).unwrap()),
+            local: false,
+        },
+    ];
+    let config = RouterConfig {
+        providers,
+        deployments: vec![],
+        tiers: BTreeMap::from([(Tier::Smart, tier.iter().map(|s| s.to_string()).collect())]),
+        prices: PriceTable::default(),
+        budgets: vec![],
+        retry: RetryPolicy { attempts, base_delay: Duration::from_millis(10), max_delay: Duration::from_secs(2) },
+        cooldown: CooldownPolicy::default(),
+    };
+    let router = Router::new(config, Some(store.clone()), clock).await.unwrap();
+    (router, store, server, dir)
+}
+
+#[tokio::test]
+async fn failures_in_every_wire_format_fall_back_in_order() {
+    let (router, store, server, dir) =
+        four_formats(&["anthropic/claude-x", "gemini/gemini-x", "ollama/llama-x", "openai/gpt-x"], 1).await;
+    server.push_all([
+        // Anthropic: a body that is not its wire format.
+        Reply::Garbage { body: "<html>proxy error</html>".into() },
+        // Gemini: the connection drops before any text.
+        Reply::CutStream { content: String::new(), after_chunks: 0 },
+        // Ollama: rate limited for longer than the router waits.
+        Reply::rate_limited(120),
+        Reply::text("the OpenAI-compatible server answers"),
+    ]);
+    let out = router.complete(request("hi")).await.unwrap();
+    assert_eq!(out.text, "the OpenAI-compatible server answers");
+    let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(paths[0].starts_with("/v1/messages"), "{paths:?}");
+    assert!(paths[1].starts_with("/v1beta/models/gemini-x:streamGenerateContent"), "{paths:?}");
+    assert!(paths[2].starts_with("/api/chat"), "{paths:?}");
+    assert!(paths[3].starts_with("/v1/chat/completions"), "{paths:?}");
+    let totals = store.usage_totals(0, UsageGroup::Model).await.unwrap();
+    let outcome: Vec<(&str, i64, i64)> = totals.iter().map(|t| (t.key.as_str(), t.requests, t.ok_requests)).collect();
+    assert_eq!(outcome, vec![
+        ("anthropic/claude-x", 1, 0),
+        ("gemini/gemini-x", 1, 0),
+        ("ollama/llama-x", 1, 0),
+        ("openai/gpt-x", 1, 1)
+    ]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn tool_calls_come_through_the_router_whole_in_every_wire_format() {
+    let ids = ["anthropic/claude-x", "gemini/gemini-x", "ollama/llama-x", "openai/gpt-x"];
+    let (router, _store, server, dir) = four_formats(&ids, 1).await;
+    for id in ids {
+        server.push(Reply::tool_calls(vec![
+            steward_testkit::ScriptedCall::new("lights_on", r#"{"room": "kitchen", "level": 80}"#),
+            steward_testkit::ScriptedCall::new("get_current_time", "{}"),
+        ]));
+        let mut req = request("lights on and time?");
+        req.model = Some(id.to_string());
+        let out = router.complete(req).await.unwrap();
+        assert_eq!(out.finish_reason, Some(FinishReason::ToolCalls), "{id}");
+        let names: Vec<&str> = out.tool_calls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["lights_on", "get_current_time"], "{id}");
+        let args: serde_json::Value = serde_json::from_str(&out.tool_calls[0].arguments).unwrap();
+        assert_eq!(args, serde_json::json!({"room": "kitchen", "level": 80}), "{id}");
+        assert!(out.tool_calls.iter().all(|c| !c.id.is_empty()), "{id}: every call has an id");
+        assert!(out.usage.prompt_tokens > 0 && out.usage.completion_tokens > 0, "{id}: {:?}", out.usage);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
