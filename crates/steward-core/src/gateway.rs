@@ -7,6 +7,7 @@ use steward_protocol::api::BudgetLine;
 
 use crate::llm::Llm;
 
+#[async_trait::async_trait]
 pub trait Gateway: Send + Sync + 'static {
     /// Whether `model` names something the gateway routes (a tier name or
     /// `provider/model` of a configured provider).
@@ -20,4 +21,7 @@ pub trait Gateway: Send + Sync + 'static {
 
     /// The model interface requests go through.
     fn llm(&self) -> Arc<dyn Llm>;
+
+    /// Waits until the usage of every call made so far is recorded.
+    async fn flush(&self);
 }

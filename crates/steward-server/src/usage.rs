@@ -42,6 +42,9 @@ pub async fn report(
     let now = state.engine.clock().now_ms();
     // Whole UTC days: today and the days before it.
     let since = (now.div_euclid(DAY_MS) - i64::from(days) + 1) * DAY_MS;
+    if let Some(g) = &state.gateway {
+        g.flush().await;
+    }
     let store = state.engine.store();
     let totals = |group| async move {
         store.usage_totals(since, group).await.map_err(|e| ApiError::from(steward_core::EngineError::from(e)))

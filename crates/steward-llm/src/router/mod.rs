@@ -137,8 +137,38 @@ struct Inner {
     retry: RetryPolicy,
     cooldown: CooldownPolicy,
     health: Mutex<HashMap<String, Health>>,
-    store: Option<Arc<dyn Store>>,
+    /// The ledger writer's queue: records are written off the request path.
+    ledger: Option<mpsc::Sender<LedgerMsg>>,
     clock: Arc<dyn Clock>,
+}
+
+enum LedgerMsg {
+    Record(Box<UsageRecord>),
+    /// Answered once everything queued before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Records waiting for the ledger at most; past that, callers wait.
+const LEDGER_QUEUE: usize = 10_000;
+
+/// Writes ledger records in the background, in order.
+fn spawn_ledger_writer(store: Arc<dyn Store>) -> mpsc::Sender<LedgerMsg> {
+    let (tx, mut rx) = mpsc::channel::<LedgerMsg>(LEDGER_QUEUE);
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                LedgerMsg::Record(record) => {
+                    if let Err(e) = store.record_usage(&record).await {
+                        tracing::warn!(error = %e, "could not write the usage ledger");
+                    }
+                }
+                LedgerMsg::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    });
+    tx
 }
 
 #[derive(Debug, Default)]
@@ -216,7 +246,7 @@ impl Router {
                 retry: config.retry,
                 cooldown: config.cooldown,
                 health: Mutex::new(HashMap::new()),
-                store,
+                ledger: store.map(spawn_ledger_writer),
                 clock,
             }),
         })
@@ -376,10 +406,21 @@ impl Router {
         Some(Duration::from_millis((base as f64 * jitter) as u64).min(retry.max_delay))
     }
 
+    /// Queues a ledger record; the writer stores it shortly after.
     async fn ledger(&self, record: UsageRecord) {
-        if let Some(store) = &self.inner.store {
-            if let Err(e) = store.record_usage(&record).await {
-                tracing::warn!(error = %e, "could not write the usage ledger");
+        if let Some(tx) = &self.inner.ledger {
+            if tx.send(LedgerMsg::Record(Box::new(record))).await.is_err() {
+                tracing::warn!("the usage ledger writer has stopped; a record was lost");
+            }
+        }
+    }
+
+    /// Waits until every ledger record queued so far is written.
+    pub async fn flush_ledger(&self) {
+        if let Some(tx) = &self.inner.ledger {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if tx.send(LedgerMsg::Flush(done)).await.is_ok() {
+                let _ = wait.await;
             }
         }
     }
@@ -612,8 +653,9 @@ impl Llm for Router {
 }
 
 impl Router {
-    /// Streams the rest of a successful call to the caller, then settles the
-    /// budget and writes the ledger — before the caller sees the stream end.
+    /// Streams the rest of a successful call to the caller, settles the
+    /// budget before the caller sees the stream end, then queues the ledger
+    /// record (so the ledger is off the request's path; see `flush_ledger`).
     fn forward(
         &self,
         mut stream: LlmStream,
@@ -656,13 +698,15 @@ impl Router {
                 Some(r) => r.settle(cost),
                 None => router.inner.budgets.charge(&attempt.target.provider.name, cost, router.inner.clock.now_ms()),
             }
-            router.ledger(attempt.record(usage, cost, Some(ttft), &outcome)).await;
+            // The caller's stream ends now; the ledger is written behind it.
             drop(tx);
+            router.ledger(attempt.record(usage, cost, Some(ttft), &outcome)).await;
         });
         Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 }
 
+#[async_trait]
 impl steward_core::Gateway for Router {
     fn routes(&self, model: &str) -> bool {
         Router::routes(self, model)
@@ -693,6 +737,10 @@ impl steward_core::Gateway for Router {
 
     fn llm(&self) -> Arc<dyn Llm> {
         Arc::new(self.clone())
+    }
+
+    async fn flush(&self) {
+        self.flush_ledger().await;
     }
 }
 

@@ -98,7 +98,8 @@ fn price(per_mtok: f64) -> Price {
     Price { input: per_mtok, output: per_mtok, cached_input: None }
 }
 
-async fn ledger(store: &SqlStore) -> Vec<steward_core::UsageTotal> {
+async fn ledger(router: &Router, store: &SqlStore) -> Vec<steward_core::UsageTotal> {
+    router.flush_ledger().await;
     store.usage_totals(0, UsageGroup::Model).await.unwrap()
 }
 
@@ -114,7 +115,7 @@ async fn a_rate_limited_deployment_falls_back_to_the_next() {
     assert_eq!(out.text, "from b");
     assert_eq!(f.servers["a"].chat_requests().len(), 1, "no retry when Retry-After exceeds the policy");
     assert_eq!(f.servers["b"].chat_requests()[0]["model"], "m");
-    let totals = ledger(&f.store).await;
+    let totals = ledger(&f.router, &f.store).await;
     let a = totals.iter().find(|t| t.key == "a/m").unwrap();
     assert_eq!((a.requests, a.ok_requests), (1, 0));
     let b = totals.iter().find(|t| t.key == "b/m").unwrap();
@@ -226,7 +227,7 @@ async fn a_spent_budget_falls_back_to_a_free_local_deployment_or_refuses() {
     assert_eq!(f.router.complete(req.clone()).await.unwrap().text, "free answer", "the budget stays spent");
     let spent = f.router.budget_status()[0].spent_micros;
     assert!(spent <= 100_000 && spent > 0, "{spent}");
-    let ledger_cost: i64 = ledger(&f.store).await.iter().map(|t| t.cost_micros).sum();
+    let ledger_cost: i64 = ledger(&f.router, &f.store).await.iter().map(|t| t.cost_micros).sum();
     assert_eq!(ledger_cost, spent);
 
     // Without a local deployment the caller gets a clear budget error.
@@ -279,7 +280,7 @@ async fn fifty_simultaneous_requests_never_spend_past_the_budget() {
         }
     }
     assert!(served > 0 && refused > 0, "served {served}, refused {refused}");
-    let ledger_cost: i64 = ledger(&f.store).await.iter().map(|t| t.cost_micros).sum();
+    let ledger_cost: i64 = ledger(&f.router, &f.store).await.iter().map(|t| t.cost_micros).sum();
     assert!(ledger_cost <= limit, "spent {ledger_cost} of {limit}");
     let status = &f.router.budget_status()[0];
     assert_eq!(status.spent_micros, ledger_cost, "the book and the ledger agree");
@@ -305,7 +306,7 @@ async fn streamed_and_completed_calls_cost_the_same_and_are_ledgered() {
         }
     }
     assert_eq!(Some(completed.usage), streamed_usage);
-    let totals = ledger(&f.store).await;
+    let totals = ledger(&f.router, &f.store).await;
     assert_eq!(totals[0].requests, 2);
     let one = Price { input: 3.0, output: 15.0, cached_input: None }.cost_micros(&completed.usage);
     assert!(one > 0);
@@ -342,6 +343,7 @@ async fn budgets_resume_from_the_ledger_after_a_restart() {
     .await;
     f.servers["cloud"].set_default(Some(Reply::text("ok")));
     f.router.complete(request("hi")).await.unwrap();
+    f.router.flush_ledger().await;
     let spent = f.router.budget_status()[0].spent_micros;
     assert!(spent > 0);
     let store: Arc<dyn Store> = f.store.clone();
@@ -374,14 +376,17 @@ async fn four_formats(tier: &[&str], attempts: u32) -> (Router, Arc<SqlStore>, S
             name: "anthropic".into(),
             kind: "anthropic".into(),
             llm: Arc::new(
-                Anthropic::new(AnthropicConfig::new("a").with_base_url(server.host_url()).with_timeouts(t.0, t.1)).unwrap(),
+                Anthropic::new(AnthropicConfig::new("a").with_base_url(server.host_url()).with_timeouts(t.0, t.1))
+                    .unwrap(),
             ),
             local: false,
         },
         Provider {
             name: "gemini".into(),
             kind: "gemini".into(),
-            llm: Arc::new(Gemini::new(GeminiConfig::new("g").with_base_url(server.host_url()).with_timeouts(t.0, t.1)).unwrap()),
+            llm: Arc::new(
+                Gemini::new(GeminiConfig::new("g").with_base_url(server.host_url()).with_timeouts(t.0, t.1)).unwrap(),
+            ),
             local: false,
         },
         Provider {
@@ -430,14 +435,13 @@ async fn failures_in_every_wire_format_fall_back_in_order() {
     assert!(paths[1].starts_with("/v1beta/models/gemini-x:streamGenerateContent"), "{paths:?}");
     assert!(paths[2].starts_with("/api/chat"), "{paths:?}");
     assert!(paths[3].starts_with("/v1/chat/completions"), "{paths:?}");
+    router.flush_ledger().await;
     let totals = store.usage_totals(0, UsageGroup::Model).await.unwrap();
     let outcome: Vec<(&str, i64, i64)> = totals.iter().map(|t| (t.key.as_str(), t.requests, t.ok_requests)).collect();
-    assert_eq!(outcome, vec![
-        ("anthropic/claude-x", 1, 0),
-        ("gemini/gemini-x", 1, 0),
-        ("ollama/llama-x", 1, 0),
-        ("openai/gpt-x", 1, 1)
-    ]);
+    assert_eq!(
+        outcome,
+        vec![("anthropic/claude-x", 1, 0), ("gemini/gemini-x", 1, 0), ("ollama/llama-x", 1, 0), ("openai/gpt-x", 1, 1)]
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
