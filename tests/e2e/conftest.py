@@ -148,3 +148,39 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Fixture teardown stops everything; this is a last resort.
     for proc in list(processes.RUNNING):
         proc.stop()
+
+
+GATEWAY_TOML = """
+[llm]
+retries = 1
+
+# The scripted server speaks every wire format; one provider of each kind.
+[llm.providers.cloud]
+kind = "anthropic"
+api_key = "sk-ant-e2e"
+local = false
+
+[llm.providers.home]
+kind = "ollama"
+
+[llm.tiers]
+smart = ["cloud/claude-e2e", "home/llama-e2e"]
+fast = ["cloud/claude-e2e"]
+
+[llm.prices."cloud/claude-e2e"]
+input = 3.0
+output = 15.0
+
+[llm.budgets.providers.cloud]
+monthly = 0.00001
+"""
+
+
+@pytest.fixture(scope="session")
+def steward_gateway(workdir: Path, scripted: ScriptedLlm) -> Iterator[Steward]:
+    """Steward with a paid Anthropic-style provider whose budget is spent and a
+    free local Ollama-style one, both answered by the scripted server."""
+    toml = GATEWAY_TOML.replace("[llm.providers.cloud]", f'[llm.providers.cloud]\nbase_url = "{scripted.url}"').replace(
+        "[llm.providers.home]", f'[llm.providers.home]\nbase_url = "{scripted.url}"'
+    )
+    yield from _steward_fixture("steward-gateway", workdir, {}, toml)

@@ -97,6 +97,15 @@ async fn ask_prints_the_answer_and_fails_loudly_on_errors() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Forty-two.");
     assert_eq!(llm.chat_requests()[0]["messages"][1]["content"], "what is the answer?");
 
+    // What that cost, from the ledger.
+    let out = tokio::task::block_in_place(|| {
+        run(steward().args(["usage", "--url", &server.url, "--days", "1"]).env("STEWARD_API_KEY", key))
+    });
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("1 requests") && report.contains("100% served locally"), "{report}");
+    assert!(report.contains("openai/gpt-4o"), "{report}");
+
     // Wrong key: non-zero exit and the server's reason.
     let out = tokio::task::block_in_place(|| {
         run(steward().args(["ask", "--url", &server.url, "hi"]).env("STEWARD_API_KEY", "nope"))
