@@ -223,3 +223,35 @@ async fn a_spent_budget_falls_back_to_local_or_is_a_429_budget_exceeded() {
     assert_eq!((budget["limit"].as_f64(), budget["spent"].as_f64()), (Some(0.00001), Some(0.0)));
     assert_eq!(g.h.get("/api/usage?days=0").await.status, 400);
 }
+
+#[tokio::test]
+async fn streamed_and_non_streamed_gateway_calls_are_costed_alike() {
+    let g = gateway(None).await;
+    g.cloud.set_default(Some(Reply::text("An answer of some length, to cost something.")));
+    // (cost, prompt tokens, completion tokens) of the cloud model so far.
+    let snapshot = || async {
+        let usage = g.h.get("/api/usage?days=1").await.json();
+        let line = usage["by_model"].as_array().unwrap().iter().find(|l| l["key"] == "cloud/claude-test").cloned();
+        line.map(|l| {
+            (
+                l["cost"].as_f64().unwrap(),
+                l["prompt_tokens"].as_i64().unwrap(),
+                l["completion_tokens"].as_i64().unwrap(),
+            )
+        })
+        .unwrap_or((0.0, 0, 0))
+    };
+    let mut per_call = Vec::new();
+    for stream in [false, true] {
+        let before = snapshot().await;
+        let body = json!({"model": "cloud/claude-test", "stream": stream, "messages": [{"role": "user", "content": "same question"}]});
+        assert_eq!(g.h.post_json("/v1/chat/completions", body).await.status, 200);
+        let after = snapshot().await;
+        per_call.push((after.0 - before.0, after.1 - before.1, after.2 - before.2));
+    }
+    assert_eq!((per_call[0].1, per_call[0].2), (per_call[1].1, per_call[1].2), "same tokens: {per_call:?}");
+    assert!((per_call[0].0 - per_call[1].0).abs() < 1e-12, "same cost: {per_call:?}");
+    // 3 and 15 per million tokens, from the provider's own counts.
+    let expected = (per_call[0].1 as f64 * 3.0 + per_call[0].2 as f64 * 15.0) / 1e6;
+    assert!(per_call[0].0 > 0.0 && (per_call[0].0 - expected).abs() < 1e-9, "{per_call:?} vs {expected}");
+}
