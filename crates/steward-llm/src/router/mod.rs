@@ -444,20 +444,21 @@ fn tier_named(s: &str) -> Option<Tier> {
     }
 }
 
-/// A generous estimate of a request's prompt tokens (about three
-/// characters a token, plus framing), so a reservation is never too small.
+/// An upper bound of a request's prompt tokens: a token covers at least one
+/// byte of text, so the byte count (plus framing per message) is never too
+/// small, whatever the language — a reservation from it cannot fall short.
 fn estimate_prompt_tokens(request: &LlmRequest) -> u64 {
-    let chars: usize = request
+    let bytes: usize = request
         .messages
         .iter()
-        .map(|m| m.content.len() + m.tool_calls.iter().map(|c| c.name.len() + c.arguments.len()).sum::<usize>() + 16)
+        .map(|m| m.content.len() + m.tool_calls.iter().map(|c| c.name.len() + c.arguments.len() + 8).sum::<usize>() + 8)
         .sum::<usize>()
         + request
             .tools
             .iter()
-            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len() + 8)
             .sum::<usize>();
-    (chars as u64).div_ceil(3) + 16
+    bytes as u64 + 16
 }
 
 /// What the ledger needs to know about an attempt.
@@ -539,6 +540,11 @@ impl Llm for Router {
 
             let mut provider_request = request.clone();
             provider_request.model = Some(target.spec.model.clone());
+            if !target.price.is_free() {
+                // The reservation assumed at most this many output tokens;
+                // the provider is held to it, so the cost cannot exceed it.
+                provider_request.max_tokens = Some(max_output as u32);
+            }
             let mut attempt_no = 0;
             loop {
                 let attempt = Attempt {

@@ -211,7 +211,7 @@ async fn a_spent_budget_falls_back_to_a_free_local_deployment_or_refuses() {
     let mut req = request("hi");
     req.max_tokens = Some(200);
     // A call costs about 151 tokens × 100 = 15 100 micros; its worst case
-    // (about 22 prompt + 200 output tokens) about 22 200.
+    // (26 prompt tokens at most + 200 output) 22 600.
     // The paid deployment serves until its budget cannot hold another
     // worst case; from then on the free local one does.
     let mut answers = Vec::new();
@@ -306,6 +306,10 @@ async fn streamed_and_completed_calls_cost_the_same_and_are_ledgered() {
         }
     }
     assert_eq!(Some(completed.usage), streamed_usage);
+    // The request set no limit; a paid provider is held to the one the
+    // reservation assumed.
+    let sent = f.servers["cloud"].chat_requests();
+    assert!(sent.iter().all(|r| r["max_tokens"] == DEFAULT_MAX_OUTPUT_TOKENS), "{sent:?}");
     let totals = ledger(&f.router, &f.store).await;
     assert_eq!(totals[0].requests, 2);
     let one = Price { input: 3.0, output: 15.0, cached_input: None }.cost_micros(&completed.usage);
