@@ -129,6 +129,10 @@ pub struct OpenAiCompatible {
     config: OpenAiConfig,
     endpoint: String,
     client: reqwest::Client,
+    /// The name of the output-token limit: OpenAI's own API wants
+    /// `max_completion_tokens` (its reasoning models refuse `max_tokens`);
+    /// compatible servers know `max_tokens`.
+    limit_field: &'static str,
 }
 
 impl fmt::Debug for OpenAiCompatible {
@@ -157,7 +161,9 @@ impl OpenAiCompatible {
             .build()
             .map_err(|e| not_configured(format!("could not set up the HTTP client: {e}")))?;
         let endpoint = format!("{base}/chat/completions");
-        Ok(OpenAiCompatible { config, endpoint, client })
+        let openai_itself = base.strip_prefix("https://").map(|r| r.starts_with("api.openai.com")).unwrap_or(false);
+        let limit_field = if openai_itself { "max_completion_tokens" } else { "max_tokens" };
+        Ok(OpenAiCompatible { config, endpoint, client, limit_field })
     }
 
     pub fn config(&self) -> &OpenAiConfig {
@@ -241,7 +247,7 @@ impl Llm for OpenAiCompatible {
             log.failed(&error);
             return Err(error);
         }
-        let body = request_body(&model, &request);
+        let body = request_body(&model, &request, self.limit_field);
         let response = match self.send(&ctx, &body).instrument(span.clone()).await {
             Ok(response) => response,
             Err(error) => {
@@ -422,7 +428,7 @@ impl Drop for CallLog {
 }
 
 /// The JSON body of a streamed chat-completions request.
-pub(crate) fn request_body(model: &str, request: &LlmRequest) -> Value {
+pub(crate) fn request_body(model: &str, request: &LlmRequest, limit_field: &str) -> Value {
     let mut body = json!({
         "model": model,
         "messages": request.messages.iter().map(wire_message).collect::<Vec<_>>(),
@@ -436,7 +442,7 @@ pub(crate) fn request_body(model: &str, request: &LlmRequest) -> Value {
         body["temperature"] = json!(temperature);
     }
     if let Some(max_tokens) = request.max_tokens {
-        body["max_tokens"] = json!(max_tokens);
+        body[limit_field] = json!(max_tokens);
     }
     body
 }
@@ -560,7 +566,8 @@ mod tests {
             max_tokens: Some(100),
             ..LlmRequest::default()
         };
-        let body = request_body("m", &request);
+        let body = request_body("m", &request, "max_tokens");
+        assert_eq!(request_body("m", &request, "max_completion_tokens")["max_completion_tokens"], 100);
         assert_eq!(body["model"], "m");
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"]["include_usage"], true);
@@ -579,7 +586,11 @@ mod tests {
         assert_eq!(messages[3], json!({"role": "tool", "tool_call_id": "c1", "content": "12:00"}));
         assert_eq!(messages[4], json!({"role": "assistant", "content": "It is noon."}));
 
-        let bare = request_body("m", &LlmRequest { tools: vec![], temperature: None, max_tokens: None, ..request });
+        let bare = request_body(
+            "m",
+            &LlmRequest { tools: vec![], temperature: None, max_tokens: None, ..request },
+            "max_tokens",
+        );
         assert!(bare.get("tools").is_none() && bare.get("temperature").is_none() && bare.get("max_tokens").is_none());
     }
 }

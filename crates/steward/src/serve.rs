@@ -238,10 +238,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let mut state = AppState::new(engine, ServerSettings { api_keys: keys, max_body_bytes: server.max_body_bytes });
-    if let Some(r) = router {
-        state = state.with_gateway(Arc::new(r));
+    if let Some(r) = &router {
+        state = state.with_gateway(Arc::new(r.clone()));
     }
     steward_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
+    // Calls made before the shutdown still land in the ledger, so budgets
+    // resume from them after a restart.
+    if let Some(r) = &router {
+        r.flush_ledger().await;
+    }
     tracing::info!("steward stopped");
     Ok(())
 }

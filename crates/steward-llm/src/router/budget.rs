@@ -105,24 +105,21 @@ impl Account {
 /// Why a reservation was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exhausted {
-    pub rule: BudgetRule,
-    pub spent_micros: i64,
-    pub reserved_micros: i64,
-    pub needed_micros: i64,
+    /// The budget that had no room (none when the refusal had another cause).
+    pub rule: Option<BudgetRule>,
+    pub reason: String,
+}
+
+impl Exhausted {
+    /// A refusal for another reason than a full budget.
+    pub fn because(reason: String) -> Self {
+        Exhausted { rule: None, reason }
+    }
 }
 
 impl std::fmt::Display for Exhausted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} budget of {} is spent ({} used, {} held by running requests, this request may cost up to {})",
-            self.rule.scope.describe(),
-            self.rule.period.as_str(),
-            money(self.rule.limit_micros),
-            money(self.spent_micros),
-            money(self.reserved_micros),
-            money(self.needed_micros)
-        )
+        f.write_str(&self.reason)
     }
 }
 
@@ -167,6 +164,11 @@ impl BudgetBook {
         self.lock().is_empty()
     }
 
+    /// Whether any budget covers `provider`.
+    pub fn covers(&self, provider: &str) -> bool {
+        self.lock().iter().any(|a| a.rule.scope.covers(provider))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Account>> {
         self.accounts.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -182,17 +184,21 @@ impl BudgetBook {
             }
             a.roll(now_ms);
             if a.spent.saturating_add(a.reserved).saturating_add(amount) > a.rule.limit_micros {
-                return Err(Exhausted {
-                    rule: a.rule.clone(),
-                    spent_micros: a.spent,
-                    reserved_micros: a.reserved,
-                    needed_micros: amount,
-                });
+                let reason = format!(
+                    "{} {} budget of {} is spent ({} used, {} held by running requests, this request may cost up to {})",
+                    a.rule.scope.describe(),
+                    a.rule.period.as_str(),
+                    money(a.rule.limit_micros),
+                    money(a.spent),
+                    money(a.reserved),
+                    money(amount)
+                );
+                return Err(Exhausted { rule: Some(a.rule.clone()), reason });
             }
             held.push((i, a.period_start));
         }
         for (i, _) in &held {
-            accounts[*i].reserved += amount;
+            accounts[*i].reserved = accounts[*i].reserved.saturating_add(amount);
         }
         Ok(Reservation { book: self.clone(), held, amount, settled: false })
     }
@@ -216,7 +222,7 @@ impl BudgetBook {
                     period_start: a.period_start,
                     spent_micros: a.spent,
                     reserved_micros: a.reserved,
-                    remaining_micros: (a.rule.limit_micros - a.spent - a.reserved).max(0),
+                    remaining_micros: a.rule.limit_micros.saturating_sub(a.spent).saturating_sub(a.reserved).max(0),
                 }
             })
             .collect()
@@ -224,6 +230,11 @@ impl BudgetBook {
 }
 
 impl Reservation {
+    /// What was reserved.
+    pub fn amount(&self) -> i64 {
+        self.amount
+    }
+
     /// Replaces the reservation with the real cost.
     pub fn settle(mut self, cost: i64) {
         self.finish(cost);
@@ -237,7 +248,7 @@ impl Reservation {
         let mut accounts = self.book.lock();
         for (i, period_start) in &self.held {
             let a = &mut accounts[*i];
-            a.reserved -= self.amount;
+            a.reserved = a.reserved.saturating_sub(self.amount);
             // A cost that lands after its period ended belongs to the old one.
             if a.period_start == *period_start {
                 a.spent = a.spent.saturating_add(cost);
@@ -311,7 +322,7 @@ mod tests {
         let r1 = b.reserve("openai", 400, NOW).unwrap();
         // The openai daily budget (500) has 100 left while r1 is held.
         let refused = b.reserve("openai", 200, NOW).unwrap_err();
-        assert_eq!(refused.rule.scope, Scope::Provider("openai".into()));
+        assert_eq!(refused.rule.as_ref().map(|r| r.scope.clone()), Some(Scope::Provider("openai".into())));
         assert!(refused.to_string().contains("daily budget of 0.0005"), "{refused}");
         // Another provider is only under the overall budget.
         let r2 = b.reserve("anthropic", 600, NOW).unwrap();

@@ -75,7 +75,27 @@ impl DeploymentSpec {
     }
 }
 
-pub const DEFAULT_CONTEXT_WINDOW: u32 = 128_000;
+/// A context window nobody configured or knows: such a deployment is always
+/// worth trying after another's context-length error.
+pub const DEFAULT_CONTEXT_WINDOW: u32 = 0;
+
+/// Context windows of common models, by wire format and model-name prefix.
+const KNOWN_WINDOWS: &[(&str, u32)] = &[
+    ("openai/gpt-4o", 128_000),
+    ("openai/gpt-4.1", 1_047_576),
+    ("openai/gpt-5", 400_000),
+    ("openai/o1", 200_000),
+    ("openai/o3", 200_000),
+    ("openai/o4", 200_000),
+    ("anthropic/claude", 200_000),
+    ("gemini/gemini-1.5", 1_048_576),
+    ("gemini/gemini-2", 1_048_576),
+];
+
+fn known_window(kind: &str, model: &str) -> u32 {
+    let id = format!("{kind}/{model}");
+    KNOWN_WINDOWS.iter().filter(|(k, _)| id.starts_with(k)).max_by_key(|(k, _)| k.len()).map(|(_, w)| *w).unwrap_or(0)
+}
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 4_096;
 
 /// How the router retries one deployment before moving on.
@@ -148,6 +168,9 @@ enum LedgerMsg {
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
+/// How long a streamed answer waits for its reader before giving up on it.
+const FORWARD_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Records waiting for the ledger at most; past that, callers wait.
 const LEDGER_QUEUE: usize = 10_000;
 
@@ -183,6 +206,9 @@ struct Target {
     spec: DeploymentSpec,
     provider: Provider,
     price: Price,
+    /// Whether a price table knows this paid model (unknown ones are
+    /// refused under a budget, since their worst case cannot be bounded).
+    price_known: bool,
 }
 
 /// Why the router gave up.
@@ -292,22 +318,41 @@ impl Router {
     fn target(&self, id: &str) -> Option<Target> {
         let (provider, model) = id.split_once('/')?;
         let provider = self.inner.providers.get(provider)?.clone();
-        let spec = self
+        let mut spec = self
             .inner
             .deployments
             .iter()
             .find(|d| d.provider == provider.name && d.model == model)
             .cloned()
             .unwrap_or_else(|| DeploymentSpec::new(provider.name.clone(), model));
-        let price = if provider.local {
-            Price::FREE
-        } else {
-            self.inner.prices.lookup(&provider.name, &provider.kind, model).unwrap_or_else(|| {
-                tracing::warn!(deployment = %id, "no price known; assuming the dearest common model's to protect the budget");
-                UNKNOWN_MODEL_PRICE
-            })
+        if spec.context_window == 0 {
+            spec.context_window = known_window(&provider.kind, model);
+        }
+        // A price set in config wins, even for a provider on the local
+        // network (a proxy to a paid API is not free).
+        let (price, price_known) = match self.inner.prices.configured(&provider.name, model) {
+            Some(p) => (p, true),
+            None if provider.local => (Price::FREE, true),
+            None => match self.inner.prices.lookup(&provider.name, &provider.kind, model) {
+                Some(p) => (p, true),
+                None => (UNKNOWN_MODEL_PRICE, false),
+            },
         };
-        Some(Target { spec, provider, price })
+        Some(Target { spec, provider, price, price_known })
+    }
+
+    /// Free deployments on the user's own machines, from every tier, in
+    /// tier order: where a request goes when budgets stop the paid ones.
+    fn local_fallbacks(&self) -> Vec<Target> {
+        let mut ids: Vec<&String> = Vec::new();
+        for tier in [Tier::Local, Tier::Fast, Tier::Smart] {
+            for id in self.inner.tiers.get(&tier).into_iter().flatten() {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.into_iter().filter_map(|id| self.target(id)).filter(|t| t.price.is_free()).collect()
     }
 
     /// The deployments to try for `request`, in order.
@@ -316,6 +361,8 @@ impl Router {
         let tier_list = |tier: Tier| -> Vec<String> {
             match tiers.get(&tier).filter(|l| !l.is_empty()) {
                 Some(l) => l.clone(),
+                // An agent that asks for local models never gets the cloud.
+                None if tier == Tier::Local => self.local_fallbacks().into_iter().map(|t| t.spec.id()).collect(),
                 // An empty tier borrows from the others, local first.
                 None => [Tier::Local, Tier::Fast, Tier::Smart].iter().filter_map(|t| tiers.get(t)).flatten().fold(
                     Vec::new(),
@@ -510,31 +557,55 @@ impl Llm for Router {
         let mut first_messages: Vec<String> = Vec::new();
         let mut last_error: Option<LlmError> = None;
         let mut budget_refusal: Option<Exhausted> = None;
-        // After a context-length error only larger windows are worth trying.
+        // After a context-length error only larger (or unknown) windows are worth trying.
         let mut min_window = 0u32;
+        // Free local deployments join the end of the list once a budget has
+        // refused a paid one.
+        let mut queue: std::collections::VecDeque<Target> = candidates.into();
+        let mut tried: Vec<String> = Vec::new();
+        let mut locals_added = false;
 
-        for target in candidates {
+        while let Some(target) = queue.pop_front() {
             let id = target.spec.id();
-            if target.spec.context_window <= min_window {
+            if tried.contains(&id) {
+                continue;
+            }
+            tried.push(id.clone());
+            let window = target.spec.context_window;
+            if min_window > 0 && window != 0 && window <= min_window {
                 continue;
             }
             if !everything_cooling && self.cooling(&id) {
                 failures.push(format!("{id} (cooling down)"));
                 continue;
             }
-            let max_output = u64::from(request.max_tokens.unwrap_or(target.spec.max_output_tokens));
-            let now_ms = self.inner.clock.now_ms();
+            let max_output = u64::from(request.max_tokens.unwrap_or(target.spec.max_output_tokens).max(1));
+            let budgeted = !target.price.is_free() && self.inner.budgets.covers(&target.provider.name);
             let mut reservation = None;
-            if !target.price.is_free() && !self.inner.budgets.is_empty() {
-                let worst = target.price.worst_case_micros(prompt_estimate, max_output);
-                match self.inner.budgets.reserve(&target.provider.name, worst, now_ms) {
-                    Ok(r) => reservation = Some(r),
-                    Err(e) => {
-                        tracing::info!(deployment = %id, reason = %e, "skipping a paid deployment: budget");
-                        failures.push(format!("{id} (budget)"));
-                        budget_refusal.get_or_insert(e);
-                        continue;
+            if budgeted {
+                let refusal = if target.price_known {
+                    let worst = target.price.worst_case_micros(prompt_estimate, max_output);
+                    match self.inner.budgets.reserve(&target.provider.name, worst, self.inner.clock.now_ms()) {
+                        Ok(r) => {
+                            reservation = Some(r);
+                            None
+                        }
+                        Err(e) => Some(e.to_string()),
                     }
+                } else {
+                    Some(format!("no price is known for {id}, so its cost cannot be held to the budget; add it under [llm.prices]"))
+                };
+                if let Some(reason) = refusal {
+                    tracing::info!(deployment = %id, reason = %reason, "skipping a paid deployment: budget");
+                    failures.push(format!("{id} (budget)"));
+                    if budget_refusal.is_none() {
+                        budget_refusal = Some(Exhausted::because(reason));
+                    }
+                    if !locals_added {
+                        locals_added = true;
+                        queue.extend(self.local_fallbacks());
+                    }
+                    continue;
                 }
             }
 
@@ -545,8 +616,11 @@ impl Llm for Router {
                 // the provider is held to it, so the cost cannot exceed it.
                 provider_request.max_tokens = Some(max_output as u32);
             }
+            // What failed attempts on this deployment cost (a request the
+            // provider accepted before failing is billed its prompt).
+            let mut charged = 0i64;
             let mut attempt_no = 0;
-            loop {
+            let outcome = loop {
                 let attempt = Attempt {
                     target: target.clone(),
                     started_ms: self.inner.clock.now_ms(),
@@ -557,35 +631,31 @@ impl Llm for Router {
                     path: path.clone(),
                     prompt_estimate,
                 };
-                let error = match target.provider.llm.stream(provider_request.clone()).await {
+                let (error, accepted) = match target.provider.llm.stream(provider_request.clone()).await {
                     Ok(mut stream) => match stream.next().await {
                         Some(Ok(first)) => {
                             self.record_health(&id, true);
                             let ttft = attempt.started.elapsed();
-                            return Ok(self.forward(stream, first, ttft, attempt, reservation.take()));
+                            return Ok(self.forward(stream, first, ttft, attempt, reservation.take(), charged));
                         }
                         None => {
                             self.record_health(&id, true);
                             let ttft = attempt.started.elapsed();
-                            return Ok(self.forward(
-                                stream,
-                                LlmChunk::Finish(FinishReason::Stop),
-                                ttft,
-                                attempt,
-                                reservation.take(),
-                            ));
+                            let done = LlmChunk::Finish(FinishReason::Stop);
+                            return Ok(self.forward(stream, done, ttft, attempt, reservation.take(), charged));
                         }
                         // Failed before the first token: as good as failing to start.
-                        Some(Err(e)) => e,
+                        Some(Err(e)) => (e, true),
                     },
-                    Err(e) => e,
+                    Err(e) => (e, false),
                 };
-                self.record_health(&id, false);
-                self.ledger(attempt.record(Usage::default(), 0, None, error.kind.as_str())).await;
+                let cost = if accepted { target.price.worst_case_micros(prompt_estimate, 0) } else { 0 };
+                charged = charged.saturating_add(cost);
+                self.ledger(attempt.record(Usage::default(), cost, None, error.kind.as_str())).await;
+                tracing::warn!(deployment = %id, attempt = attempt_no + 1, error = %error, "deployment failed");
                 if attempt_no == 0 {
                     first_messages.push(format!("{id}: {}", brief(&error.message)));
                 }
-                tracing::warn!(deployment = %id, attempt = attempt_no + 1, error = %error, "deployment failed");
                 let kind = error.kind;
                 last_error = Some(error);
                 match kind {
@@ -605,31 +675,44 @@ impl Llm for Router {
                                 continue;
                             }
                         }
+                        self.record_health(&id, false);
                         failures.push(format!("{id} ({})", kind.as_str()));
-                        break;
+                        break Ok(());
                     }
                     LlmErrorKind::ContextLengthExceeded => {
-                        min_window = target.spec.context_window;
+                        min_window = min_window.max(window);
                         failures.push(format!("{id} (context too long)"));
-                        break;
+                        break Ok(());
                     }
-                    // A problem of this deployment's setup or output: another may work.
-                    LlmErrorKind::Authentication | LlmErrorKind::ModelNotFound | LlmErrorKind::InvalidResponse => {
+                    // A problem of this deployment's setup, output or
+                    // parameters: another may work.
+                    LlmErrorKind::Authentication
+                    | LlmErrorKind::ModelNotFound
+                    | LlmErrorKind::InvalidResponse
+                    | LlmErrorKind::BadRequest => {
+                        if kind != LlmErrorKind::BadRequest {
+                            self.record_health(&id, false);
+                        }
                         failures.push(format!("{id} ({})", kind.as_str()));
-                        break;
+                        break Ok(());
                     }
-                    // The request itself is the problem; another deployment would refuse it too.
-                    LlmErrorKind::ContentPolicy
-                    | LlmErrorKind::BadRequest
-                    | LlmErrorKind::NotConfigured
-                    | LlmErrorKind::BudgetExceeded => {
-                        return Err(last_error.unwrap_or_else(|| LlmError::new("router", kind, "request refused")));
+                    // The content itself is refused; another deployment would refuse it too.
+                    LlmErrorKind::ContentPolicy | LlmErrorKind::NotConfigured | LlmErrorKind::BudgetExceeded => {
+                        break Err(kind);
                     }
                 }
+            };
+            // Whatever happens next, this deployment's reservation ends at
+            // what its failed attempts cost.
+            match reservation.take() {
+                Some(r) => r.settle(charged),
+                None if charged > 0 => {
+                    self.inner.budgets.charge(&target.provider.name, charged, self.inner.clock.now_ms())
+                }
+                None => {}
             }
-            // The reservation (if any) was not used; release it unspent.
-            if let Some(r) = reservation.take() {
-                r.settle(0);
+            if let Err(kind) = outcome {
+                return Err(last_error.unwrap_or_else(|| LlmError::new("router", kind, "request refused")));
             }
             path.push(id);
         }
@@ -669,6 +752,7 @@ impl Router {
         ttft: Duration,
         attempt: Attempt,
         reservation: Option<Reservation>,
+        charged_before: i64,
     ) -> LlmStream {
         let (tx, rx) = mpsc::channel::<Result<LlmChunk, LlmError>>(64);
         let router = self.clone();
@@ -686,9 +770,14 @@ impl Router {
                     Err(e) => outcome = e.kind.as_str().to_string(),
                 }
                 let failed = item.is_err();
-                if tx.send(item).await.is_err() {
-                    outcome = "cancelled".into();
-                    break;
+                // A reader that stops reading must not hold the provider's
+                // stream, and the budget reservation, open forever.
+                match tokio::time::timeout(FORWARD_SEND_TIMEOUT, tx.send(item)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => {
+                        outcome = "cancelled".into();
+                        break;
+                    }
                 }
                 if failed {
                     break;
@@ -696,13 +785,20 @@ impl Router {
                 next = stream.next().await;
             }
             drop(stream);
-            // A provider that reported no usage (a cut stream, a cancelled
-            // call) is charged an estimate, erring high.
-            let usage = usage.unwrap_or_else(|| Usage::new(attempt.prompt_estimate, (output_chars as u64).div_ceil(3)));
-            let cost = attempt.target.price.cost_micros(&usage);
+            // Without the provider's own counts (a cut stream, a cancelled
+            // call, a server that does not report usage) the cost is not
+            // known: a reserved call is charged its whole reservation, an
+            // unreserved one an estimate from what was seen.
+            let counted = usage.is_some();
+            let usage = usage.unwrap_or_else(|| Usage::new(attempt.prompt_estimate, output_chars as u64));
+            let cost = match (&reservation, counted) {
+                (Some(r), false) => r.amount(),
+                _ => attempt.target.price.cost_micros(&usage),
+            };
+            let total = cost.saturating_add(charged_before);
             match reservation {
-                Some(r) => r.settle(cost),
-                None => router.inner.budgets.charge(&attempt.target.provider.name, cost, router.inner.clock.now_ms()),
+                Some(r) => r.settle(total),
+                None => router.inner.budgets.charge(&attempt.target.provider.name, total, router.inner.clock.now_ms()),
             }
             // The caller's stream ends now; the ledger is written behind it.
             drop(tx);

@@ -44,8 +44,8 @@ impl Price {
     }
 }
 
-/// The price used for a paid model that no table knows: the dearest common
-/// model's, so a budget is never overspent because a price was missing.
+/// The price the ledger records for a paid model no table knows, when no
+/// budget covers it (under a budget such a model is refused: see the router).
 pub const UNKNOWN_MODEL_PRICE: Price = Price { input: 15.0, output: 75.0, cached_input: None };
 
 /// Built-in prices (USD per million tokens) by `provider/model-prefix`; the
@@ -57,9 +57,15 @@ const DEFAULTS: &[(&str, f64, f64, f64)] = &[
     ("openai/gpt-4.1-mini", 0.40, 1.60, 0.10),
     ("openai/gpt-4.1", 2.00, 8.00, 0.50),
     ("openai/o4-mini", 1.10, 4.40, 0.275),
+    ("openai/o3-mini", 1.10, 4.40, 0.55),
+    ("openai/o3-pro", 20.00, 80.00, 20.00),
     ("openai/o3", 2.00, 8.00, 0.50),
+    ("openai/o1-pro", 150.00, 600.00, 150.00),
+    ("openai/o1-mini", 1.10, 4.40, 0.55),
+    ("openai/o1", 15.00, 60.00, 7.50),
     ("openai/gpt-5-nano", 0.05, 0.40, 0.005),
     ("openai/gpt-5-mini", 0.25, 2.00, 0.025),
+    ("openai/gpt-5-pro", 15.00, 120.00, 15.00),
     ("openai/gpt-5", 1.25, 10.00, 0.125),
     ("anthropic/claude-3-5-haiku", 0.80, 4.00, 0.08),
     ("anthropic/claude-haiku-4", 1.00, 5.00, 0.10),
@@ -85,13 +91,18 @@ impl PriceTable {
         PriceTable { overrides }
     }
 
+    /// The price configured for `provider/model` (exactly, or by a prefix).
+    pub fn configured(&self, provider: &str, model: &str) -> Option<Price> {
+        let id = format!("{provider}/{model}");
+        longest_prefix(self.overrides.iter().map(|(k, v)| (k.as_str(), *v)), &id)
+    }
+
     /// The price of `provider/model`, if any table knows it. `kind` is the
     /// provider's wire format (`openai`, `anthropic`, `gemini`, `ollama`),
     /// which the built-in table is keyed by, so a named provider of a known
     /// kind (say `openai-work`) finds the built-in prices too.
     pub fn lookup(&self, provider: &str, kind: &str, model: &str) -> Option<Price> {
-        let id = format!("{provider}/{model}");
-        if let Some(p) = longest_prefix(self.overrides.iter().map(|(k, v)| (k.as_str(), *v)), &id) {
+        if let Some(p) = self.configured(provider, model) {
             return Some(p);
         }
         let by_kind = format!("{kind}/{model}");
@@ -102,8 +113,28 @@ impl PriceTable {
     }
 }
 
+/// The entry whose key is the longest prefix of `id` that ends where a
+/// model's name ends: at the end of `id`, or before a dated or `-latest`
+/// suffix. So `gpt-4o` prices `gpt-4o-2024-08-06`, but `o3` does not price
+/// `o3-pro`.
 fn longest_prefix<'a>(entries: impl Iterator<Item = (&'a str, Price)>, id: &str) -> Option<Price> {
-    entries.filter(|(k, _)| id.starts_with(k)).max_by_key(|(k, _)| k.len()).map(|(_, p)| p)
+    entries
+        .filter(|(k, _)| id.starts_with(k) && is_version_suffix(&id[k.len()..]))
+        .max_by_key(|(k, _)| k.len())
+        .map(|(_, p)| p)
+}
+
+/// `""`, `-latest`, `-2024-08-06`, `-20250219`, `-0125`, `@20240229`: a
+/// version of the same model, not another model.
+fn is_version_suffix(rest: &str) -> bool {
+    if rest.is_empty() {
+        return true;
+    }
+    let Some(tail) = rest.strip_prefix('-').or_else(|| rest.strip_prefix('@')).or_else(|| rest.strip_prefix(':'))
+    else {
+        return false;
+    };
+    tail == "latest" || (!tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit() || c == '-'))
 }
 
 #[cfg(test)]
@@ -126,11 +157,17 @@ mod tests {
             "openai/gpt-4o".to_string(),
             Price { input: 1.0, output: 2.0, cached_input: None },
         )]));
-        assert_eq!(t.lookup("openai", "openai", "gpt-4o-mini-2024-07-18").map(|p| p.output), Some(2.0));
+        assert_eq!(t.lookup("openai", "openai", "gpt-4o-2024-08-06").map(|p| p.output), Some(2.0));
+        assert_eq!(t.lookup("openai", "openai", "gpt-4o-mini-2024-07-18").map(|p| p.output), Some(0.60));
         let plain = PriceTable::default();
         assert_eq!(plain.lookup("openai", "openai", "gpt-4o-mini-2024-07-18").map(|p| p.output), Some(0.60));
         assert_eq!(plain.lookup("openai", "openai", "gpt-4o-2024-08-06").map(|p| p.output), Some(10.0));
         assert_eq!(plain.lookup("work", "anthropic", "claude-sonnet-4-5").map(|p| p.input), Some(3.0));
         assert_eq!(plain.lookup("ollama", "ollama", "llama3.1"), None);
+        assert_eq!(plain.lookup("work", "anthropic", "claude-3-5-haiku-latest").map(|p| p.input), Some(0.8));
+        // Another model of the same family is not priced as the cheaper one.
+        assert_eq!(plain.lookup("openai", "openai", "o3-pro").map(|p| p.output), Some(80.0));
+        assert_eq!(plain.lookup("openai", "openai", "gpt-5-pro-2025-10-06").map(|p| p.output), Some(120.0));
+        assert_eq!(plain.lookup("openai", "openai", "gpt-4o-audio-preview"), None);
     }
 }

@@ -471,3 +471,105 @@ async fn tool_calls_come_through_the_router_whole_in_every_wire_format() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_budget_refusal_reaches_free_local_models_of_other_tiers() {
+    // Two scripted servers; the router below puts `home` in the local tier
+    // only, so the smart tier has nothing free.
+    let f = fixture(Setup {
+        providers: vec![("cloud", false), ("home", true)],
+        tier: vec!["cloud/big"],
+        ..Setup::default()
+    })
+    .await;
+    let home = &f.servers["home"];
+    home.push(Reply::text("from home"));
+    let config = RouterConfig {
+        providers: vec![
+            Provider {
+                name: "cloud".into(),
+                kind: "openai".into(),
+                llm: Arc::new(
+                    OpenAiCompatible::new(OpenAiConfig::new("cloud", f.servers["cloud"].base_url(), "x")).unwrap(),
+                ),
+                local: false,
+            },
+            Provider {
+                name: "home".into(),
+                kind: "openai".into(),
+                llm: Arc::new(OpenAiCompatible::new(OpenAiConfig::new("home", home.base_url(), "x")).unwrap()),
+                local: true,
+            },
+        ],
+        deployments: vec![],
+        tiers: BTreeMap::from([(Tier::Local, vec!["home/small".into()]), (Tier::Smart, vec!["cloud/big".into()])]),
+        prices: PriceTable::new(BTreeMap::from([("cloud/big".to_string(), price(3.0))])),
+        budgets: vec![BudgetRule { scope: Scope::Overall, period: Period::Monthly, limit_micros: 10 }],
+        retry: RetryPolicy::default(),
+        cooldown: CooldownPolicy::default(),
+    };
+    let router = Router::new(config, None, Arc::new(SystemClock)).await.unwrap();
+    assert_eq!(router.complete(request("hi")).await.unwrap().text, "from home");
+    assert!(f.servers["cloud"].chat_requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_paid_model_without_a_price_is_refused_under_a_budget() {
+    let f = fixture(Setup {
+        providers: vec![("cloud", false)],
+        tier: vec!["cloud/mystery-model"],
+        budgets: vec![BudgetRule { scope: Scope::Overall, period: Period::Monthly, limit_micros: 1_000_000_000 }],
+        ..Setup::default()
+    })
+    .await;
+    let err = f.router.complete(request("hi")).await.unwrap_err();
+    assert_eq!(err.kind, LlmErrorKind::BudgetExceeded);
+    assert!(
+        err.message.contains("no price is known for cloud/mystery-model") && err.message.contains("[llm.prices]"),
+        "{}",
+        err.message
+    );
+    assert!(f.servers["cloud"].chat_requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_paid_answer_without_the_providers_counts_is_charged_its_whole_reservation() {
+    let f = fixture(Setup {
+        providers: vec![("cloud", false)],
+        tier: vec!["cloud/big"],
+        prices: BTreeMap::from([("cloud/big".to_string(), price(10.0))]),
+        budgets: vec![BudgetRule { scope: Scope::Overall, period: Period::Monthly, limit_micros: 1_000_000 }],
+        ..Setup::default()
+    })
+    .await;
+    // Text, then the connection drops: no usage ever arrives.
+    f.servers["cloud"].push(Reply::CutStream { content: "half an answer".into(), after_chunks: 2 });
+    let mut req = request("hi");
+    req.max_tokens = Some(100);
+    assert_eq!(f.router.complete(req).await.unwrap_err().kind, LlmErrorKind::Network);
+    let worst = price(10.0).worst_case_micros(2 + 8 + 16, 100);
+    let status = &f.router.budget_status()[0];
+    assert_eq!((status.spent_micros, status.reserved_micros), (worst, 0));
+    assert_eq!(ledger(&f.router, &f.store).await[0].cost_micros, worst, "the ledger agrees with the book");
+}
+
+#[tokio::test]
+async fn a_rejected_parameter_falls_back_without_resting_the_deployment() {
+    let f = fixture(Setup {
+        providers: vec![("a", false), ("b", false)],
+        tier: vec!["a/m", "b/m"],
+        cooldown: CooldownPolicy { failures: 1, duration: Duration::from_secs(60) },
+        ..Setup::default()
+    })
+    .await;
+    f.servers["a"].push(Reply::error(
+        400,
+        "invalid_request_error",
+        Some("unsupported_parameter"),
+        "temperature too high",
+    ));
+    f.servers["b"].push(Reply::text("b accepts it"));
+    assert_eq!(f.router.complete(request("hi")).await.unwrap().text, "b accepts it");
+    f.servers["a"].push(Reply::text("a is still in service"));
+    assert_eq!(f.router.complete(request("hi")).await.unwrap().text, "a is still in service");
+}

@@ -271,6 +271,54 @@ impl LlmSection {
     }
 
     pub fn validate(&self, p: &mut Vec<Problem>) {
+        let is_provider_id = |id: &str| {
+            id.split_once('/')
+                .map(|(prov, model)| !model.is_empty() && self.providers.contains_key(prov))
+                .unwrap_or(false)
+        };
+        for name in self.providers.keys() {
+            if name.is_empty() || name.contains('/') || name.contains(char::is_whitespace) {
+                p.push(Problem {
+                    key: format!("llm.providers.\"{name}\""),
+                    message:
+                        "a provider's name is the first half of provider/model, so it cannot contain '/' or spaces"
+                            .into(),
+                    fix: "rename the section, e.g. [llm.providers.gpu-box]".into(),
+                });
+            }
+        }
+        for (id, d) in &self.deployments {
+            if !is_provider_id(id) {
+                p.push(Problem {
+                    key: format!("llm.deployments.\"{id}\""),
+                    message: format!("'{id}' is not provider/model with a configured provider"),
+                    fix: "key deployments by provider/model, e.g. [llm.deployments.\"ollama/llama3.1\"]".into(),
+                });
+            }
+            if d.context_window == Some(0) || d.max_output_tokens == Some(0) {
+                p.push(Problem {
+                    key: format!("llm.deployments.\"{id}\""),
+                    message: "a context window or output limit of 0 tokens would fail every call".into(),
+                    fix: "give the model's real numbers, e.g. context_window = 32768, or leave them out".into(),
+                });
+            }
+        }
+        for key in self.prices.keys() {
+            if !self.providers.keys().any(|prov| key.starts_with(&format!("{prov}/"))) {
+                p.push(Problem {
+                    key: format!("llm.prices.\"{key}\""),
+                    message: format!("'{key}' names no configured provider, so this price would never apply"),
+                    fix: "key prices by provider/model of a configured provider, e.g. \"openai/gpt-4o\"".into(),
+                });
+            }
+        }
+        if self.retries > 10 || self.cooldown_secs > 86_400 {
+            p.push(Problem {
+                key: "llm.retries / llm.cooldown_secs".into(),
+                message: format!("{} tries or a {} s cooldown is beyond reason", self.retries, self.cooldown_secs),
+                fix: "use at most 10 tries and a cooldown of at most a day (86400 s); the defaults are 2 and 60".into(),
+            });
+        }
         for (name, provider) in &self.providers {
             let Some(kind) = provider.kind_of(name) else {
                 p.push(Problem {
@@ -391,6 +439,23 @@ mod tests {
         for url in ["https://api.openai.com/v1", "https://8.8.8.8/v1", "https://openrouter.ai/api/v1"] {
             assert!(!host_is_local(url), "{url}");
         }
+    }
+
+    #[test]
+    fn deployment_price_and_provider_names_are_checked() {
+        let mut llm = LlmSection::default();
+        llm.providers.insert("ollama".into(), ProviderSection::default());
+        llm.providers.insert("a/b".into(), ProviderSection { kind: Some(ProviderKind::Ollama), ..Default::default() });
+        llm.deployments.insert("nobody".into(), DeploymentSection::default());
+        llm.deployments
+            .insert("ollama/x".into(), DeploymentSection { context_window: Some(0), max_output_tokens: None });
+        llm.prices.insert("opneai/gpt-4o".into(), Price { input: 1.0, output: 1.0, cached_input: None });
+        llm.cooldown_secs = u64::MAX;
+        let mut problems = Vec::new();
+        llm.validate(&mut problems);
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(problems.len(), 5, "{keys:?}");
+        assert!(keys.iter().any(|k| k.contains("opneai")), "{keys:?}");
     }
 
     #[test]
