@@ -184,3 +184,28 @@ def steward_gateway(workdir: Path, scripted: ScriptedLlm) -> Iterator[Steward]:
         "[llm.providers.home]", f'[llm.providers.home]\nbase_url = "{scripted.url}"'
     )
     yield from _steward_fixture("steward-gateway", workdir, {}, toml)
+
+
+PAID_ONLY_TOML = """
+[llm.providers.cloud]
+kind = "anthropic"
+api_key = "sk-ant-e2e"
+local = false
+
+[llm.prices."cloud/claude-e2e"]
+input = 3.0
+output = 15.0
+
+[llm.tiers]
+smart = ["cloud/claude-e2e"]
+
+[llm.budgets]
+daily = 0.00001
+"""
+
+
+@pytest.fixture(scope="session")
+def steward_paid_only(workdir: Path, scripted: ScriptedLlm) -> Iterator[Steward]:
+    """Steward whose only provider is paid, with a spent overall budget."""
+    toml = PAID_ONLY_TOML.replace("[llm.providers.cloud]", f'[llm.providers.cloud]\nbase_url = "{scripted.url}"')
+    yield from _steward_fixture("steward-paid-only", workdir, {}, toml)

@@ -48,13 +48,22 @@ def test_the_clients_tools_round_trip_through_a_local_model(steward_gateway, llm
     assert sent["tools"][0]["function"]["name"] == "lookup"
 
 
-def test_no_free_deployment_means_429_budget_exceeded(steward_gateway, llm):
-    with pytest.raises(openai.RateLimitError) as info:
-        steward_gateway.client().chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
-    e = info.value
-    assert e.status_code == 429
-    assert e.body["type"] == "budget_exceeded" and e.body["code"] == "budget_exceeded", e.body
-    assert "cloud monthly budget" in e.body["message"], e.body
+def test_a_spent_budget_reaches_free_models_of_other_tiers(steward_gateway, llm):
+    # `fast` holds only the paid model; the local Ollama-style one is in other tiers.
+    llm.script(text("from home"))
+    r = steward_gateway.client().chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == "from home"
+    assert [q["path"] for q in llm.requests()] == ["/api/chat"]
+
+
+def test_no_free_deployment_means_429_budget_exceeded(steward_paid_only, llm):
+    for model in ["smart", "cloud/claude-e2e", "architect"]:
+        with pytest.raises(openai.RateLimitError) as info:
+            steward_paid_only.client().chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        e = info.value
+        assert e.status_code == 429
+        assert e.body["type"] == "budget_exceeded" and e.body["code"] == "budget_exceeded", e.body
+        assert "overall daily budget" in e.body["message"], e.body
     assert llm.requests() == [], "nothing was sent to the paid provider"
 
 
