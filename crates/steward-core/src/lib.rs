@@ -6,6 +6,7 @@
 //! persistence, [`Tool`] for actions and [`Clock`] for time.
 
 pub mod agent;
+pub mod audit;
 pub mod clock;
 pub mod engine;
 pub mod gateway;
@@ -18,12 +19,13 @@ pub mod tools;
 pub mod usage;
 
 pub use agent::{AgentProfile, AgentRegistry, Tier};
+pub use audit::{verify_chain, AuditBreak, AuditEntry, AuditHead, ChainVerifier, NewAuditEntry};
 pub use clock::{Clock, SystemClock};
 pub use engine::{Engine, EngineError, EngineLimits, EngineParts, TurnHandle};
 pub use gateway::Gateway;
 pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition, UnconfiguredLlm};
 pub use metrics::Metrics;
-pub use policy::{Decision, Policy};
+pub use policy::{CallFacts, Decision, Policy, Preset, Rule, RulePolicy};
 pub use store::{NewMessage, Store, StoreError};
 pub use tool::{Tool, ToolContext, ToolError, ToolRegistry, ToolSpec};
 pub use usage::{UsageGroup, UsageRecord, UsageTotal};

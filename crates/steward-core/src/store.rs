@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use steward_protocol::api::{Conversation, StoredMessage};
 use steward_protocol::Message;
 
+use crate::audit::{AuditEntry, NewAuditEntry};
 use crate::usage::{UsageGroup, UsageRecord, UsageTotal};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,4 +63,20 @@ pub trait Store: Send + Sync + 'static {
     /// Ledger totals of calls made at or after `since_ms`, by `group`,
     /// ordered by key.
     async fn usage_totals(&self, since_ms: i64, group: UsageGroup) -> Result<Vec<UsageTotal>, StoreError>;
+
+    /// Appends one entry to the tamper-evident audit log: assigns the next
+    /// `seq` and the time, redacts secrets from `detail`
+    /// ([`crate::audit::redact`]) and chains the hashes, atomically, so
+    /// concurrent appends form one chain. Stores without an audit log
+    /// refuse.
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+        let _ = entry;
+        Err(StoreError::Database("this store keeps no audit log".into()))
+    }
+
+    /// Audit entries with `seq > after_seq`, in order of `seq`, at most `limit`.
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let _ = (after_seq, limit);
+        Err(StoreError::Database("this store keeps no audit log".into()))
+    }
 }

@@ -26,6 +26,10 @@ pub struct ToolSpec {
     pub timeout: Duration,
     /// Bytes of output the model sees at most.
     pub output_cap: usize,
+    /// The integration's domain for the policy (`proxmox`, `ansible`,
+    /// `ssh`, `mcp`); Home Assistant tools leave it unset, since their
+    /// domains come from the entity ids they are called with.
+    pub domain: Option<String>,
 }
 
 impl ToolSpec {

@@ -26,6 +26,7 @@ impl CurrentTime {
                 effect: Effect::Read,
                 timeout: Duration::from_secs(2),
                 output_cap: 1024,
+                domain: None,
             },
             clock,
         }

@@ -151,3 +151,46 @@ pub struct BudgetLine {
     pub reserved: f64,
     pub remaining: f64,
 }
+
+/// One row of the tamper-evident audit log (see `steward_core::audit`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct AuditEntry {
+    /// 1, 2, 3 … with no gaps.
+    pub seq: i64,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// `user:<key digest prefix>`, `agent:<id>` or `system`.
+    pub actor: String,
+    /// What happened: `tool.decision`, `tool.executed`, `approval.decided` …
+    pub action: String,
+    /// What it happened to, e.g. a tool's name.
+    pub subject: String,
+    /// Entity ids and the like.
+    pub targets: Vec<String>,
+    /// Preview, verdict, outcome … with secrets redacted.
+    pub detail: serde_json::Value,
+    pub trace_id: Option<String>,
+    /// The previous row's `hash` (64 zeros for the first row).
+    pub prev_hash: String,
+    /// SHA-256 (hex) of this row's content and `prev_hash`.
+    pub hash: String,
+}
+
+/// `GET /api/audit`: a page of the audit log and the verification of the
+/// whole chain.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct AuditReport {
+    pub entries: Vec<AuditEntry>,
+    pub verified: AuditVerification,
+}
+
+/// The result of checking every row of the audit log's hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct AuditVerification {
+    pub ok: bool,
+    /// Rows checked (up to the first bad one).
+    pub checked: usize,
+    /// The first row that was altered, removed or reordered.
+    pub first_bad_seq: Option<i64>,
+    pub reason: Option<String>,
+}

@@ -5,6 +5,7 @@
 //! `tower::ServiceExt::oneshot` and no socket; [`serve`] runs it on a
 //! listener until the shutdown future resolves.
 
+mod audit;
 mod auth;
 mod body;
 mod error;
@@ -23,6 +24,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use steward_core::{Engine, Gateway};
 
+pub use audit::verify as verify_audit;
 pub use auth::{digest_hex, parse_digest, ApiKeys};
 pub use error::ApiError;
 pub use http_metrics::HttpMetrics;
@@ -77,6 +79,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/conversations/{id}", get(native::get_conversation))
         .route("/api/conversations/{id}/messages", post(native::post_message))
         .route("/api/usage", get(usage::report))
+        .route("/api/audit", get(audit::list))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Row, Transaction};
+use steward_core::audit::{self, AuditEntry, NewAuditEntry};
 use steward_core::{Clock, NewMessage, Store, StoreError, UsageGroup, UsageRecord, UsageTotal};
 use steward_protocol::api::{Conversation, StoredMessage};
 use steward_protocol::{Role, ToolCall};
@@ -35,6 +36,13 @@ const POSTGRES_POOL_SIZE: u32 = 10;
 /// Attempts for a write transaction that lost a race (unique violation,
 /// deadlock, serialization failure, SQLite busy).
 const WRITE_ATTEMPTS: u32 = 8;
+
+/// Attempts for an audit append that lost the race for the next `seq`.
+/// Appenders of one process already queue (SQLite) or take a lock
+/// (PostgreSQL), so this only covers other processes.
+const AUDIT_ATTEMPTS: u32 = 32;
+/// `pg_advisory_xact_lock` key serialising audit appends ("StewAudt").
+const AUDIT_LOCK_KEY: i64 = 0x5374_6577_4175_6474;
 
 const ACCEPTED_SCHEMES: &str = "sqlite:, postgres: or postgresql:";
 
@@ -294,6 +302,83 @@ impl SqlStore {
         tx.commit().await?;
         Ok(stored)
     }
+}
+
+impl SqlStore {
+    /// One attempt at appending an audit entry: read the head, chain, insert,
+    /// in one transaction. A concurrent appender that took the same `seq`
+    /// makes the insert fail with a unique violation, and the caller retries.
+    async fn try_append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // Appenders queue here instead of racing for the same seq.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK_KEY).execute(&mut *tx).await?;
+        }
+        let head =
+            sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+        let (seq, prev_hash) = match head {
+            Some(row) => (row.try_get::<i64, _>("seq")? + 1, row.try_get::<String, _>("hash")?),
+            None => (1, audit::GENESIS_HASH.to_string()),
+        };
+        let at = self.clock.now_ms();
+        let mut stored = AuditEntry {
+            seq,
+            at,
+            actor: storable(&entry.actor),
+            action: storable(&entry.action),
+            subject: storable(&entry.subject),
+            targets: entry.targets.iter().map(|t| storable(t)).collect(),
+            detail: entry.detail.clone(),
+            trace_id: entry.trace_id.as_deref().map(storable),
+            prev_hash,
+            hash: String::new(),
+        };
+        audit::redact(&mut stored.detail);
+        stored.hash = audit::expected_hash(&stored);
+        let targets = serde_json::to_string(&stored.targets).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let detail = serde_json::to_string(&stored.detail).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, created_at, actor, action, subject, targets, detail, trace_id, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(stored.seq)
+        .bind(stored.at)
+        .bind(&stored.actor)
+        .bind(&stored.action)
+        .bind(&stored.subject)
+        .bind(targets)
+        .bind(detail)
+        .bind(stored.trace_id.clone())
+        .bind(&stored.prev_hash)
+        .bind(&stored.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
+
+/// An audit row as stored. Text that is no longer JSON (edited by hand)
+/// still loads, as a value no genuine row has, so that verification names
+/// the row instead of the listing failing.
+fn audit_from_row(row: &AnyRow) -> Result<AuditEntry, StoreError> {
+    let get = || -> Result<AuditEntry, sqlx::Error> {
+        let targets: String = row.try_get("targets")?;
+        let detail: String = row.try_get("detail")?;
+        Ok(AuditEntry {
+            seq: row.try_get("seq")?,
+            at: row.try_get("created_at")?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            subject: row.try_get("subject")?,
+            targets: serde_json::from_str(&targets).unwrap_or_else(|_| vec![format!("(not a JSON list: {targets})")]),
+            detail: serde_json::from_str(&detail).unwrap_or_else(|_| serde_json::json!({ "(not JSON)": detail })),
+            trace_id: row.try_get("trace_id")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+        })
+    };
+    get().map_err(|e| StoreError::Corrupt(format!("audit log row: {e}")))
 }
 
 /// Runs on every new SQLite connection.
@@ -636,6 +721,38 @@ impl Store for SqlStore {
         .await
         .map_err(|e| self.db_error(&format!("listing messages of conversation '{conversation_id}'"), e))?;
         rows.iter().map(message_from_row).collect()
+    }
+
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+        let operation = format!("appending '{}' to the audit log", entry.action);
+        let _turn = self.write_turn().await;
+        let mut attempt = 1;
+        loop {
+            match self.try_append_audit(&entry).await {
+                Ok(stored) => return Ok(stored),
+                Err(e) if attempt < AUDIT_ATTEMPTS && is_retryable(&e, self.backend) => {
+                    tracing::debug!(attempt, error = %e, "{operation}: retrying after a write conflict");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(StoreError::Database(format!("{operation} (attempt {attempt}): {e}")));
+                }
+            }
+        }
+    }
+
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, created_at, actor, action, subject, targets, detail, trace_id, prev_hash, hash \
+             FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.db_error("listing the audit log", e))?;
+        rows.iter().map(audit_from_row).collect()
     }
 }
 

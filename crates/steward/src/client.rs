@@ -183,6 +183,39 @@ pub async fn usage(url: &str, key: Option<String>, days: u32, json: bool) -> any
     Ok(())
 }
 
+pub async fn audit_list(url: &str, key: Option<String>, after: i64, limit: u32, json: bool) -> anyhow::Result<()> {
+    let client = Client::new(url, key)?;
+    let response = client.send(client.get(&format!("/api/audit?after={after}&limit={limit}"))).await?;
+    let report: steward_protocol::api::AuditReport =
+        response.json().await.context("the server's audit report is not valid")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for e in &report.entries {
+        let targets = if e.targets.is_empty() { String::new() } else { format!(" [{}]", e.targets.join(", ")) };
+        println!(
+            "{:>6}  {}  {}  {} {}{}  {}",
+            e.seq,
+            steward_core::tools::rfc3339(e.at),
+            e.actor,
+            e.action,
+            e.subject,
+            targets,
+            e.detail
+        );
+    }
+    let v = &report.verified;
+    match (v.ok, v.first_bad_seq, &v.reason) {
+        (true, _, _) => println!("audit log intact: {} entries", v.checked),
+        (false, Some(seq), reason) => {
+            println!("audit log broken at entry {seq}: {}", reason.as_deref().unwrap_or("unknown"))
+        }
+        (false, None, reason) => println!("audit log broken: {}", reason.as_deref().unwrap_or("unknown")),
+    }
+    Ok(())
+}
+
 /// The usage report as a person reads it.
 pub fn render_usage(r: &steward_protocol::api::UsageReport) -> String {
     use std::fmt::Write as _;

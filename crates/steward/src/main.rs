@@ -48,6 +48,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inspect the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -90,6 +95,31 @@ struct ClientArgs {
     /// Continue this stored conversation instead of starting a new one.
     #[arg(long)]
     conversation: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check the hash chain of every entry, reading the database directly
+    /// (as `serve` would open it); exits 1 when an entry was altered or removed.
+    Verify {
+        /// Directory of the embedded database (env STEWARD_DATA_DIR; default ./steward-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List audit entries from a running server, oldest first.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many entries (1–1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print the server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,6 +199,33 @@ fn main() -> ExitCode {
         }
         Command::Usage { client: args, days, json } => {
             client_exit(runtime.block_on(client::usage(&args.url, args.api_key.clone(), days, json)))
+        }
+        Command::Audit { command: AuditCommand::Verify { data_dir } } => {
+            let args = ServeArgs { data_dir, ..ServeArgs::default() };
+            let config = match load(cli.config.as_deref(), &args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(serve::verify_audit(&config)) {
+                Ok(Ok(intact)) => {
+                    println!("{intact}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(broken)) => {
+                    println!("{broken}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Audit { command: AuditCommand::List { client: args, after, limit, json } } => {
+            client_exit(runtime.block_on(client::audit_list(&args.url, args.api_key.clone(), after, limit, json)))
         }
         Command::Keys { command: KeysCommand::New } => {
             let key = client::new_key();

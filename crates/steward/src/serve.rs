@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use steward_core::tools::CurrentTime;
 use steward_core::{
-    AgentRegistry, Clock, Engine, EngineLimits, EngineParts, Llm, Store, SystemClock, ToolRegistry, UnconfiguredLlm,
+    AgentRegistry, Clock, Engine, EngineLimits, EngineParts, Llm, RulePolicy, Store, SystemClock, ToolRegistry,
+    UnconfiguredLlm,
 };
 use steward_llm::anthropic::{Anthropic, AnthropicConfig};
 use steward_llm::gemini::{Gemini, GeminiConfig};
@@ -177,15 +178,61 @@ pub fn check_agents(config: &Config) -> anyhow::Result<()> {
     build_agents(config, &builtin_tools(Arc::new(SystemClock))).map(|_| ())
 }
 
+/// Opens (and migrates) the configured database: `DATABASE_URL`, or the
+/// embedded SQLite database in the data directory.
+pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<SqlStore> {
+    match config.database_url() {
+        Some(url) => SqlStore::connect(url, clock).await,
+        None => SqlStore::open_in_dir(&config.file.storage.data_dir, clock).await,
+    }
+    .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))
+}
+
+/// `steward audit verify`: reads every row of the audit log and checks the
+/// hash chain. `Ok(Err(..))` when the chain is broken.
+pub async fn verify_audit(config: &Config) -> anyhow::Result<Result<String, String>> {
+    if config.database_url().is_none() {
+        // Opening would create an empty database, which would verify.
+        let path = config.file.storage.data_dir.join("steward.db");
+        if !path.exists() {
+            bail!("no database at {}; is the data directory (--data-dir, STEWARD_DATA_DIR) right?", path.display());
+        }
+    }
+    let store = open_store(config, Arc::new(SystemClock)).await?;
+    let mut verifier = steward_core::ChainVerifier::new();
+    let mut after = 0;
+    let outcome = loop {
+        let page = match store.list_audit(after, 1000).await {
+            Ok(page) => page,
+            Err(e) => {
+                store.close().await;
+                return Err(anyhow::anyhow!("cannot read the audit log: {e}"));
+            }
+        };
+        if let Some(bad) = page.iter().find_map(|e| verifier.push(e).err()) {
+            break Err(format!("audit log broken at entry {}: {}", bad.seq, bad.reason));
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = last.seq,
+            _ => {
+                let head = verifier.head_hash();
+                break Ok(format!(
+                    "audit log intact: {} entries, head {}",
+                    verifier.checked(),
+                    if verifier.checked() == 0 { "(empty)" } else { &head[..16] }
+                ));
+            }
+        }
+    };
+    store.close().await;
+    Ok(outcome)
+}
+
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let tools = builtin_tools(clock.clone());
     let agents = build_agents(&config, &tools)?;
-    let store = match config.database_url() {
-        Some(url) => SqlStore::connect(url, clock.clone()).await,
-        None => SqlStore::open_in_dir(&config.file.storage.data_dir, clock.clone()).await,
-    }
-    .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    let store = open_store(&config, clock.clone()).await?;
     let store_desc = steward_store::redact_url(store.url());
     let store: Arc<dyn Store> = Arc::new(store);
 
@@ -194,17 +241,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(r) => Arc::new(r.clone()),
         None => Arc::new(UnconfiguredLlm),
     };
-    let engine = Engine::new(EngineParts {
-        llm: llm.clone(),
-        store,
-        tools,
-        agents,
-        clock,
-        limits: EngineLimits {
-            max_steps: config.file.engine.max_steps,
-            max_parallel_tools: config.file.engine.max_parallel_tools,
+    let policy = RulePolicy { preset: config.file.policy.preset, rules: config.file.policy.rules.clone() };
+    let engine = Engine::with_policy(
+        EngineParts {
+            llm: llm.clone(),
+            store,
+            tools,
+            agents,
+            clock,
+            limits: EngineLimits {
+                max_steps: config.file.engine.max_steps,
+                max_parallel_tools: config.file.engine.max_parallel_tools,
+            },
         },
-    });
+        Arc::new(policy),
+    );
 
     let mut digests = Vec::new();
     for d in &config.file.auth.api_keys {

@@ -23,7 +23,7 @@ use crate::agent::{AgentProfile, AgentRegistry};
 use crate::clock::Clock;
 use crate::llm::{Llm, LlmChunk, LlmErrorKind, LlmRequest, NOT_CONFIGURED_HELP};
 use crate::metrics::Metrics;
-use crate::policy::{Decision, Policy, StrictPolicy};
+use crate::policy::{CallFacts, Decision, Policy, StrictPolicy};
 use crate::store::{NewMessage, Store, StoreError};
 use crate::tool::{cap_output, ToolContext, ToolError, ToolRegistry};
 
@@ -121,14 +121,19 @@ const EMIT_TIMEOUT: Duration = Duration::from_secs(30);
 const TITLE_CHARS: usize = 60;
 
 impl Engine {
+    /// An engine with the strict policy: every `mutate` and `destructive` call asks.
     pub fn new(parts: EngineParts) -> Self {
+        Self::with_policy(parts, Arc::new(StrictPolicy))
+    }
+
+    pub fn with_policy(parts: EngineParts, policy: Arc<dyn Policy>) -> Self {
         Engine {
             inner: Arc::new(Inner {
                 llm: parts.llm,
                 store: parts.store,
                 tools: parts.tools,
                 agents: parts.agents,
-                policy: Arc::new(StrictPolicy),
+                policy,
                 clock: parts.clock,
                 limits: parts.limits,
                 metrics: Arc::new(Metrics::default()),
@@ -488,6 +493,17 @@ impl TurnRun {
         }
     }
 
+    /// Appends to the audit trail; a store without one is logged, not fatal.
+    async fn audit(&self, action: &str, facts: &CallFacts, detail: serde_json::Value) {
+        let entry = crate::audit::NewAuditEntry::new(format!("agent:{}", self.agent.id), action, facts.tool.clone())
+            .with_targets(facts.entities.iter().cloned())
+            .with_detail(detail)
+            .with_trace_id(self.turn_id.clone());
+        if let Err(e) = self.engine.inner.store.append_audit(entry).await {
+            tracing::debug!(error = %e, action, "no audit entry written");
+        }
+    }
+
     async fn fail(&self, code: ErrorCode, message: String) -> Outcome {
         tracing::warn!(code = code.as_str(), error = %message, "turn failed");
         self.emit(Event::Error { turn_id: self.turn_id.clone(), code, message }).await;
@@ -697,6 +713,7 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
             tool = %call.name,
             call_id = %call.id,
             effect = effect.as_str(),
+            decision = tracing::field::Empty,
             outcome = tracing::field::Empty,
             elapsed_ms = tracing::field::Empty,
         );
@@ -721,7 +738,21 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
                     return (false, format!("error: {e}"), false);
                 }
             };
-            match inner.policy.decide(spec, &args) {
+            let facts = CallFacts::of(spec, &args);
+            let decision = inner.policy.decide(&facts);
+            tracing::Span::current().record("decision", decision.as_str());
+            self.audit(
+                "tool.decision",
+                &facts,
+                serde_json::json!({
+                    "call_id": call.id,
+                    "effect": spec.effect.as_str(),
+                    "decision": decision.as_str(),
+                    "arguments": args,
+                }),
+            )
+            .await;
+            match decision {
                 Decision::Allow => {}
                 Decision::Ask => {
                     inner.metrics.tool_calls_blocked.fetch_add(1, Ordering::Relaxed);
@@ -753,8 +784,18 @@ which cannot be requested here. Nothing was changed. Tell the user what you woul
                 agent: self.agent.id.clone(),
                 call_id: call.id.clone(),
             };
-            let call = AssertUnwindSafe(tool.call(args, &ctx)).catch_unwind();
-            match tokio::time::timeout(spec.timeout, call).await {
+            let running = AssertUnwindSafe(tool.call(args, &ctx)).catch_unwind();
+            let result = tokio::time::timeout(spec.timeout, running).await;
+            if spec.effect != steward_protocol::Effect::Read {
+                let outcome = match &result {
+                    Ok(Ok(Ok(_))) => "ok",
+                    Ok(Ok(Err(_))) => "error",
+                    Ok(Err(_)) => "panic",
+                    Err(_) => "timeout",
+                };
+                self.audit("tool.executed", &facts, serde_json::json!({"call_id": call.id, "outcome": outcome})).await;
+            }
+            match result {
                 Ok(Err(_panic)) => {
                     inner.metrics.tool_calls_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::Span::current().record("outcome", "panic");

@@ -145,6 +145,7 @@ impl TestTool {
                 effect,
                 timeout: Duration::from_millis(200),
                 output_cap: 64,
+                domain: None,
             },
             delay: Duration::from_millis(delay_ms),
             output: output.into(),
@@ -228,6 +229,7 @@ fn spec(name: &str, timeout: Duration) -> ToolSpec {
         effect: Effect::Read,
         timeout,
         output_cap: 256,
+        domain: None,
     }
 }
 
@@ -713,4 +715,57 @@ async fn a_panicking_tool_is_a_failed_call_not_a_dead_turn() {
     assert_eq!(finished(&events), (FinishReason::Stop, 2));
     let results = tool_results(&events);
     assert!(!results[0].1 && results[0].2.contains("panicked"), "{results:?}");
+}
+
+#[tokio::test]
+async fn the_configured_policy_decides_each_call_from_its_targets() {
+    use crate::policy::{Preset, Rule, RulePolicy};
+    let f = fixture(vec![], 4);
+    let policy = RulePolicy {
+        preset: Preset::Balanced,
+        rules: vec![Rule { tool: Some("echo".into()), domain: None, entity: None, decision: Decision::Deny }],
+    };
+    let llm = ScriptLlm::new(vec![
+        Ok(vec![
+            call("a", "switch", r#"{"entity_id": "light.kitchen"}"#),
+            call("b", "switch", r#"{"entity_id": "lock.front"}"#),
+            call("c", "echo", "{}"),
+        ]),
+        Ok(vec![text("done")]),
+    ]);
+    let mut agents = AgentRegistry::builtin();
+    let mut profile = AgentProfile::architect();
+    profile.tools = vec!["echo".into(), "switch".into()];
+    agents.insert(profile);
+    let mut tools = ToolRegistry::new();
+    tools.register(f.echo.clone());
+    tools.register(f.switch.clone());
+    let engine = Engine::with_policy(
+        EngineParts {
+            llm,
+            store: Arc::new(MemStore::default()),
+            tools,
+            agents,
+            clock: Arc::new(crate::SystemClock),
+            limits: EngineLimits::default(),
+        },
+        Arc::new(policy),
+    );
+    let (_, events) = run(&engine, "go").await;
+    // Results arrive as calls finish; put them in call order.
+    let mut by_call: Vec<(String, bool, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolResult { call_id, ok, output, .. } => Some((call_id.clone(), *ok, output.clone())),
+            _ => None,
+        })
+        .collect();
+    by_call.sort();
+    let results: Vec<(String, bool, String)> = by_call;
+    // Balanced lets a light be switched; a lock asks; the rule denies echo.
+    assert!(results[0].1 && results[0].2 == "switched", "{results:?}");
+    assert!(!results[1].1 && results[1].2.contains("needs a person's approval"), "{results:?}");
+    assert!(!results[2].1 && results[2].2.contains("policy denies"), "{results:?}");
+    assert_eq!(f.switch.calls.lock().unwrap().len(), 1, "only the light was switched");
+    assert!(f.echo.calls.lock().unwrap().is_empty());
 }

@@ -32,7 +32,8 @@ async fn connecting_twice_is_a_no_op(db: &TestDb) {
         vec![
             (1, "0001_conversations".to_string(), T0),
             (2, "0002_client_fingerprint".to_string(), T0),
-            (3, "0003_usage_ledger".to_string(), T0)
+            (3, "0003_usage_ledger".to_string(), T0),
+            (4, "0004_audit_log".to_string(), T0)
         ]
     );
 
@@ -65,7 +66,8 @@ async fn concurrent_first_connects_migrate_once(db: &TestDb) {
             vec![
                 (1, "0001_conversations".to_string(), T0),
                 (2, "0002_client_fingerprint".to_string(), T0),
-                (3, "0003_usage_ledger".to_string(), T0)
+                (3, "0003_usage_ledger".to_string(), T0),
+                (4, "0004_audit_log".to_string(), T0)
             ]
         );
     }

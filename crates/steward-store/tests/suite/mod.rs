@@ -1,6 +1,7 @@
 #[macro_use]
 pub mod harness;
 
+mod audit;
 mod connect;
 mod conversations;
 mod messages;

@@ -48,6 +48,7 @@ pub struct FileConfig {
     pub llm: LlmSection,
     pub engine: EngineSection,
     pub auth: AuthSection,
+    pub policy: PolicySection,
     pub log: LogSection,
     /// Extra or overriding agent profiles, by id.
     pub agents: BTreeMap<String, AgentSection>,
@@ -94,6 +95,15 @@ impl Default for EngineSection {
         let d = steward_core::EngineLimits::default();
         EngineSection { max_steps: d.max_steps, max_parallel_tools: d.max_parallel_tools }
     }
+}
+
+/// `[policy]`: how tool calls are decided; see `steward_core::policy` for
+/// how the preset and the rules combine.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    pub preset: steward_core::Preset,
+    pub rules: Vec<steward_core::Rule>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -388,6 +398,15 @@ impl Config {
             });
         }
         f.llm.validate(&mut p);
+        for (i, rule) in f.policy.rules.iter().enumerate() {
+            if !rule.has_matcher() {
+                p.push(Problem {
+                    key: format!("policy.rules[{i}]"),
+                    message: "the rule names no tool, domain or entity, so it would decide every call".into(),
+                    fix: "add tool = \"…\", domain = \"…\" or entity = \"…\" (globs allowed), or set policy.preset instead".into(),
+                });
+            }
+        }
         if f.engine.max_steps == 0 || f.engine.max_steps > 100 {
             p.push(Problem {
                 key: "engine.max_steps".into(),
@@ -642,6 +661,23 @@ mod tests {
     fn credentials_in_the_llm_url_are_masked() {
         let c = resolve("", &[("OPENAI_BASE_URL", "http://me:hunter2@proxy:8080/v1")]).unwrap();
         assert!(!c.render().contains("hunter2"), "{}", c.render());
+    }
+
+    #[test]
+    fn policy_presets_and_rules_are_read_and_checked() {
+        let c = resolve(
+            "[policy]\npreset = \"balanced\"\n[[policy.rules]]\nentity = \"lock.*\"\ndecision = \"ask\"\n[[policy.rules]]\ntool = \"proxmox_*\"\ndecision = \"deny\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.file.policy.preset, steward_core::Preset::Balanced);
+        assert_eq!(c.file.policy.rules.len(), 2);
+        let e = resolve("[[policy.rules]]\ndecision = \"allow\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("policy.rules[0]"), "{e}");
+        let e = resolve("[policy]\npreset = \"yolo\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("yolo"), "{e}");
+        let e = resolve("[[policy.rules]]\nentity = \"x\"\ndecision = \"maybe\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("maybe"), "{e}");
     }
 
     #[test]

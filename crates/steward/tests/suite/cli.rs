@@ -11,6 +11,8 @@ fn help_is_available_for_every_command() {
         vec!["ask", "--help"],
         vec!["keys", "new", "--help"],
         vec!["config", "check", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "list", "--help"],
     ] {
         let out = run(steward().args(&args));
         assert!(out.status.success(), "{args:?}");
