@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 mod assemble;
+mod call_log;
 mod errors;
 pub mod gemini;
 pub mod ollama;

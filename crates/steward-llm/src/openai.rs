@@ -1,8 +1,9 @@
 //! The OpenAI-compatible chat-completions provider.
 
+use crate::call_log::CallLog;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use steward_core::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, Tier, ToolDefinition};
-use steward_protocol::{FinishReason, Message, Role, Usage};
+use steward_protocol::{Message, Role};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
@@ -348,82 +349,6 @@ impl Reader {
             }
         }
         Ok(())
-    }
-}
-
-/// Records how a call went on its span, once.
-struct CallLog {
-    span: Span,
-    start: Instant,
-    first_chunk: Option<Duration>,
-    usage: Option<Usage>,
-    finish: Option<FinishReason>,
-    closed: bool,
-}
-
-impl CallLog {
-    fn new(span: Span) -> Self {
-        CallLog { span, start: Instant::now(), first_chunk: None, usage: None, finish: None, closed: false }
-    }
-
-    fn saw(&mut self, chunk: &LlmChunk) {
-        if self.first_chunk.is_none() {
-            let elapsed = self.start.elapsed();
-            self.first_chunk = Some(elapsed);
-            self.span.record("first_chunk_ms", elapsed.as_millis() as u64);
-        }
-        match chunk {
-            LlmChunk::Usage(usage) => self.usage = Some(*usage),
-            LlmChunk::Finish(reason) => self.finish = Some(*reason),
-            LlmChunk::Text(_) | LlmChunk::ToolCall(_) => {}
-        }
-    }
-
-    fn close(&mut self, outcome: &str) -> Option<u64> {
-        if self.closed {
-            return None;
-        }
-        self.closed = true;
-        let duration_ms = self.start.elapsed().as_millis() as u64;
-        self.span.record("outcome", outcome);
-        self.span.record("duration_ms", duration_ms);
-        if let Some(usage) = self.usage {
-            self.span.record("prompt_tokens", usage.prompt_tokens);
-            self.span.record("completion_tokens", usage.completion_tokens);
-        }
-        if let Some(finish) = self.finish {
-            self.span.record("finish_reason", finish.openai());
-        }
-        Some(duration_ms)
-    }
-
-    fn succeeded(&mut self) {
-        if let Some(duration_ms) = self.close("ok") {
-            let usage = self.usage.unwrap_or_default();
-            tracing::info!(
-                parent: &self.span,
-                duration_ms,
-                prompt_tokens = usage.prompt_tokens,
-                completion_tokens = usage.completion_tokens,
-                "llm call finished"
-            );
-        }
-    }
-
-    fn failed(&mut self, error: &LlmError) {
-        if let Some(duration_ms) = self.close(error.kind.as_str()) {
-            self.span.record("error", error.message.as_str());
-            tracing::warn!(parent: &self.span, duration_ms, kind = error.kind.as_str(), error = %error.message, "llm call failed");
-        }
-    }
-}
-
-impl Drop for CallLog {
-    fn drop(&mut self) {
-        // The caller stopped reading before the answer was complete.
-        if let Some(duration_ms) = self.close("cancelled") {
-            tracing::info!(parent: &self.span, duration_ms, "llm call cancelled");
-        }
     }
 }
 
