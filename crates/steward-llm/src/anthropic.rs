@@ -19,13 +19,12 @@
 //! message never holds the API key.
 
 use crate::call_log::CallLog;
+use crate::sse_reader::SseReader;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use steward_core::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition};
@@ -444,76 +443,23 @@ fn wire_tool(tool: &ToolDefinition) -> Value {
 // ------------------------------------------------------------------ response
 
 /// Reads a streamed answer: bytes → SSE events → chunks.
-struct Reader {
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
-    parser: SseParser,
-    assembler: EventAssembler,
-    ctx: ErrorContext,
-    /// Chunks ready to hand out.
-    pending: VecDeque<LlmChunk>,
-    /// An error to hand out once `pending` is empty.
-    error: Option<LlmError>,
-    ended: bool,
-    log: CallLog,
-}
+type Reader = SseReader<EventAssembler>;
 
-impl Reader {
-    async fn next(&mut self) -> Option<Result<LlmChunk, LlmError>> {
-        loop {
-            if let Some(chunk) = self.pending.pop_front() {
-                self.log.saw(&chunk);
-                return Some(Ok(chunk));
-            }
-            if let Some(error) = self.error.take() {
-                self.ended = true;
-                self.log.failed(&error);
-                return Some(Err(error));
-            }
-            if self.ended {
-                self.log.succeeded();
-                return None;
-            }
-            self.pull().await;
-        }
+impl crate::sse_reader::EventAssembler for EventAssembler {
+    fn on_data(&mut self, data: &str, out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
+        EventAssembler::on_data(self, data, out)
     }
-
-    /// Reads one network chunk and turns it into chunks or an error.
-    async fn pull(&mut self) {
-        let mut out = Vec::new();
-        let result = match self.body.next().await {
-            Some(Ok(bytes)) => {
-                let mut events = Vec::new();
-                self.parser.feed(&bytes, &mut events);
-                self.handle(&events, &mut out)
-            }
-            Some(Err(_)) if self.assembler.stop_seen() => {
-                // Only `message_stop` is missing: the answer is complete.
-                tracing::debug!("the stream broke after the stop reason; accepting the answer");
-                self.assembler.finish(&mut out);
-                Ok(())
-            }
-            Some(Err(e)) => Err(self.ctx.transport_error(&e, Phase::Body)),
-            None => {
-                let mut events = Vec::new();
-                self.parser.finish(&mut events);
-                self.handle(&events, &mut out).and_then(|()| self.assembler.on_eof(&self.parser, &mut out))
-            }
-        };
-        self.pending.extend(out);
-        match result {
-            Ok(()) => self.ended = self.assembler.is_done(),
-            Err(error) => self.error = Some(error),
-        }
+    fn on_eof(&mut self, parser: &SseParser, out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
+        EventAssembler::on_eof(self, parser, out)
     }
-
-    fn handle(&mut self, events: &[String], out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
-        for data in events {
-            self.assembler.on_data(data, out)?;
-            if self.assembler.is_done() {
-                break;
-            }
-        }
-        Ok(())
+    fn is_done(&self) -> bool {
+        EventAssembler::is_done(self)
+    }
+    fn answer_complete(&self) -> bool {
+        EventAssembler::stop_seen(self)
+    }
+    fn finish(&mut self, out: &mut Vec<LlmChunk>) {
+        EventAssembler::finish(self, out)
     }
 }
 

@@ -18,13 +18,12 @@
 //! error, a log line or `Debug` output.
 
 use crate::call_log::CallLog;
+use crate::sse_reader::SseReader;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use reqwest::header::HeaderValue;
 use serde_json::{json, Map, Value};
@@ -958,69 +957,23 @@ fn map_finish_reason(reason: Option<&str>, has_tool_calls: bool) -> FinishReason
 }
 
 /// Reads a streamed answer: bytes → SSE events → chunks.
-struct Reader {
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
-    parser: SseParser,
-    assembler: Assembler,
-    ctx: ErrorContext,
-    /// Chunks ready to hand out.
-    pending: VecDeque<LlmChunk>,
-    /// An error to hand out once `pending` is empty.
-    error: Option<LlmError>,
-    ended: bool,
-    log: CallLog,
-}
+type Reader = SseReader<Assembler>;
 
-impl Reader {
-    async fn next(&mut self) -> Option<Result<LlmChunk, LlmError>> {
-        loop {
-            if let Some(chunk) = self.pending.pop_front() {
-                self.log.saw(&chunk);
-                return Some(Ok(chunk));
-            }
-            if let Some(error) = self.error.take() {
-                self.ended = true;
-                self.log.failed(&error);
-                return Some(Err(error));
-            }
-            if self.ended {
-                self.log.succeeded();
-                return None;
-            }
-            self.pull().await;
-        }
+impl crate::sse_reader::EventAssembler for Assembler {
+    fn on_data(&mut self, data: &str, out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
+        Assembler::on_data(self, data, out)
     }
-
-    /// Reads one network chunk and turns it into chunks or an error.
-    async fn pull(&mut self) {
-        let mut out = Vec::new();
-        let result = match self.body.next().await {
-            Some(Ok(bytes)) => {
-                let mut events = Vec::new();
-                self.parser.feed(&bytes, &mut events);
-                self.handle(&events, &mut out)
-            }
-            Some(Err(_)) if self.assembler.finish_seen() => {
-                tracing::debug!("the stream broke after the finish reason; accepting the answer");
-                self.assembler.finish(&mut out);
-                Ok(())
-            }
-            Some(Err(e)) => Err(self.ctx.transport_error(&e, Phase::Body)),
-            None => {
-                let mut events = Vec::new();
-                self.parser.finish(&mut events);
-                self.handle(&events, &mut out).and_then(|()| self.assembler.on_eof(&self.parser, &mut out))
-            }
-        };
-        self.pending.extend(out);
-        match result {
-            Ok(()) => self.ended = self.assembler.is_done(),
-            Err(error) => self.error = Some(error),
-        }
+    fn on_eof(&mut self, parser: &SseParser, out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
+        Assembler::on_eof(self, parser, out)
     }
-
-    fn handle(&mut self, events: &[String], out: &mut Vec<LlmChunk>) -> Result<(), LlmError> {
-        events.iter().try_for_each(|data| self.assembler.on_data(data, out))
+    fn is_done(&self) -> bool {
+        Assembler::is_done(self)
+    }
+    fn answer_complete(&self) -> bool {
+        Assembler::finish_seen(self)
+    }
+    fn finish(&mut self, out: &mut Vec<LlmChunk>) {
+        Assembler::finish(self, out)
     }
 }
 

@@ -17,5 +17,6 @@ pub mod ollama;
 mod openai;
 pub mod router;
 mod sse;
+mod sse_reader;
 
 pub use openai::{ollama_base_url, OpenAiCompatible, OpenAiConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
