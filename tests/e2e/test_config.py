@@ -1,7 +1,6 @@
 """A Steward configured through steward.toml: an extra agent, a step limit
 and a model timeout, as a client sees them."""
 
-import time
 
 import openai
 import pytest
@@ -58,12 +57,11 @@ def test_step_limit_when_streaming(steward_configured, llm):
 def test_model_timeout_is_504(steward_configured, llm):
     llm.script({"type": "delay", "ms": 2500, "then": text("too late")})
     client = steward_configured.client()
-    started = time.monotonic()
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(model="architect", messages=[{"role": "user", "content": "slow"}])
-    elapsed = time.monotonic() - started
     e = info.value
     assert e.status_code == 504, e
     assert e.body["code"] == "timeout", e.body
     assert "openai" in e.body["message"], e.body
-    assert elapsed < 2.4, f"the 1 s model timeout took {elapsed:.1f} s"
+    # One deployment, one try: the timeout is not retried away.
+    assert len(llm.chat_requests()) == 1, llm.chat_requests()
