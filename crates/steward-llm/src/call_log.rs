@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use steward_core::{LlmChunk, LlmError};
 use steward_protocol::{FinishReason, Usage};
+use tracing::field::Empty;
 use tracing::Span;
 
 /// Records how a call went on its span, once.
@@ -17,6 +18,26 @@ pub(crate) struct CallLog {
 }
 
 impl CallLog {
+    /// Opens the `llm_call` span of a call, with every field the log records.
+    pub(crate) fn start(provider: &str, model: &str, tier: steward_core::Tier) -> Self {
+        let span = tracing::info_span!(
+            "llm_call",
+            provider = %provider,
+            model = %model,
+            tier = %tier.as_str(),
+            status = Empty,
+            outcome = Empty,
+            error = Empty,
+            finish_reason = Empty,
+            duration_ms = Empty,
+            first_chunk_ms = Empty,
+            prompt_tokens = Empty,
+            completion_tokens = Empty,
+            cached_prompt_tokens = Empty,
+        );
+        Self::new(span)
+    }
+
     pub(crate) fn new(span: Span) -> Self {
         CallLog { span, start: Instant::now(), first_chunk: None, usage: None, finish: None, closed: false }
     }

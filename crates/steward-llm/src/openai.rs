@@ -2,16 +2,14 @@
 
 use crate::call_log::CallLog;
 use crate::sse_reader::SseReader;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use serde_json::{json, Value};
 use steward_core::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, Tier, ToolDefinition};
 use steward_protocol::{Message, Role};
-use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use crate::assemble::StreamAssembler;
@@ -223,21 +221,8 @@ impl Llm for OpenAiCompatible {
 
     async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
         let model = self.model_for(request.tier, request.model.as_deref()).to_string();
-        let span = tracing::info_span!(
-            "llm_call",
-            provider = %self.config.name,
-            model = %model,
-            tier = %request.tier.as_str(),
-            status = Empty,
-            outcome = Empty,
-            error = Empty,
-            finish_reason = Empty,
-            duration_ms = Empty,
-            first_chunk_ms = Empty,
-            prompt_tokens = Empty,
-            completion_tokens = Empty,
-        );
-        let mut log = CallLog::new(span.clone());
+        let mut log = CallLog::start(&self.config.name, &model, request.tier);
+        let span = log.span.clone();
         let ctx = self.error_context(&model);
         if model.is_empty() {
             let error = ctx.error(
@@ -255,25 +240,7 @@ impl Llm for OpenAiCompatible {
                 return Err(error);
             }
         };
-        let reader = Reader {
-            body: response.bytes_stream().boxed(),
-            parser: SseParser::new(),
-            assembler: StreamAssembler::new(ctx.clone()),
-            ctx,
-            pending: VecDeque::new(),
-            error: None,
-            ended: false,
-            log,
-        };
-        let stream = futures::stream::unfold(reader, |mut reader| {
-            let span = reader.log.span.clone();
-            async move {
-                let item = reader.next().await?;
-                Some((item, reader))
-            }
-            .instrument(span)
-        });
-        Ok(Box::pin(stream.fuse()))
+        Ok(Reader::stream(response, StreamAssembler::new(ctx.clone()), ctx, log))
     }
 }
 

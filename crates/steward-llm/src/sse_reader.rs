@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use steward_core::{LlmChunk, LlmError};
+use steward_core::{LlmChunk, LlmError, LlmStream};
+use tracing::Instrument;
 
 use crate::call_log::CallLog;
 use crate::errors::{ErrorContext, Phase};
@@ -41,7 +42,31 @@ pub(crate) struct SseReader<A> {
     pub log: CallLog,
 }
 
-impl<A: EventAssembler> SseReader<A> {
+impl<A: EventAssembler + 'static> SseReader<A> {
+    /// The answer in `response`, read by `assembler`, as the stream an
+    /// [`steward_core::Llm`] returns; each poll runs in the call's span.
+    pub fn stream(response: reqwest::Response, assembler: A, ctx: ErrorContext, log: CallLog) -> LlmStream {
+        let reader = SseReader {
+            body: response.bytes_stream().boxed(),
+            parser: SseParser::new(),
+            assembler,
+            ctx,
+            pending: VecDeque::new(),
+            error: None,
+            ended: false,
+            log,
+        };
+        let stream = futures::stream::unfold(reader, |mut reader| {
+            let span = reader.log.span.clone();
+            async move {
+                let item = reader.next().await?;
+                Some((item, reader))
+            }
+            .instrument(span)
+        });
+        Box::pin(stream.fuse())
+    }
+
     pub async fn next(&mut self) -> Option<Result<LlmChunk, LlmError>> {
         loop {
             if let Some(chunk) = self.pending.pop_front() {

@@ -19,17 +19,15 @@
 
 use crate::call_log::CallLog;
 use crate::sse_reader::SseReader;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use reqwest::header::HeaderValue;
 use serde_json::{json, Map, Value};
 use steward_core::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition};
 use steward_protocol::{FinishReason, Message, Role, ToolCall, Usage};
-use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use crate::errors::{
@@ -260,21 +258,8 @@ impl Llm for Gemini {
 
     async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
         let model = self.model_for(request.model.as_deref()).to_string();
-        let span = tracing::info_span!(
-            "llm_call",
-            provider = %self.config.name,
-            model = %model,
-            tier = %request.tier.as_str(),
-            status = Empty,
-            outcome = Empty,
-            error = Empty,
-            finish_reason = Empty,
-            duration_ms = Empty,
-            first_chunk_ms = Empty,
-            prompt_tokens = Empty,
-            completion_tokens = Empty,
-        );
-        let mut log = CallLog::new(span.clone());
+        let mut log = CallLog::start(&self.config.name, &model, request.tier);
+        let span = log.span.clone();
         let ctx = self.error_context(&model);
         if model.is_empty() {
             let error = ctx.error(
@@ -292,25 +277,7 @@ impl Llm for Gemini {
                 return Err(error);
             }
         };
-        let reader = Reader {
-            body: response.bytes_stream().boxed(),
-            parser: SseParser::new(),
-            assembler: Assembler::new(ctx.clone()),
-            ctx,
-            pending: VecDeque::new(),
-            error: None,
-            ended: false,
-            log,
-        };
-        let stream = futures::stream::unfold(reader, |mut reader| {
-            let span = reader.log.span.clone();
-            async move {
-                let item = reader.next().await?;
-                Some((item, reader))
-            }
-            .instrument(span)
-        });
-        Ok(Box::pin(stream.fuse()))
+        Ok(Reader::stream(response, Assembler::new(ctx.clone()), ctx, log))
     }
 }
 

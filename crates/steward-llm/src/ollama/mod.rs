@@ -36,7 +36,6 @@ use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use steward_core::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition};
 use steward_protocol::{FinishReason, Message, Role, ToolCall, Usage};
-use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use crate::errors::{
@@ -261,21 +260,8 @@ impl Llm for Ollama {
 
     async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
         let model = self.model_for(request.model.as_deref()).to_string();
-        let span = tracing::info_span!(
-            "llm_call",
-            provider = %self.config.name,
-            model = %model,
-            tier = %request.tier.as_str(),
-            status = Empty,
-            outcome = Empty,
-            error = Empty,
-            finish_reason = Empty,
-            duration_ms = Empty,
-            first_chunk_ms = Empty,
-            prompt_tokens = Empty,
-            completion_tokens = Empty,
-        );
-        let mut log = CallLog::new(span.clone());
+        let mut log = CallLog::start(&self.config.name, &model, request.tier);
+        let span = log.span.clone();
         let ctx = self.error_context(&model);
         if model.is_empty() {
             let error = ctx.error(

@@ -278,22 +278,24 @@ impl Router {
         })
     }
 
+    /// Every deployment of every tier, once each, in tier order (local,
+    /// fast, smart).
+    fn all_deployment_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for id in self.inner.tiers.values().flatten() {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
+
     /// The model names gateway clients may use: tier names and every
     /// deployment of a tier, in a stable order.
     pub fn gateway_models(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for (tier, ids) in &self.inner.tiers {
-            if !ids.is_empty() {
-                out.push(tier.as_str().to_string());
-            }
-        }
-        for ids in self.inner.tiers.values() {
-            for id in ids {
-                if !out.contains(id) {
-                    out.push(id.clone());
-                }
-            }
-        }
+        let mut out: Vec<String> =
+            self.inner.tiers.iter().filter(|(_, ids)| !ids.is_empty()).map(|(t, _)| t.as_str().to_string()).collect();
+        out.extend(self.all_deployment_ids());
         out
     }
 
@@ -344,15 +346,7 @@ impl Router {
     /// Free deployments on the user's own machines, from every tier, in
     /// tier order: where a request goes when budgets stop the paid ones.
     fn local_fallbacks(&self) -> Vec<Target> {
-        let mut ids: Vec<&String> = Vec::new();
-        for tier in [Tier::Local, Tier::Fast, Tier::Smart] {
-            for id in self.inner.tiers.get(&tier).into_iter().flatten() {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-        }
-        ids.into_iter().filter_map(|id| self.target(id)).filter(|t| t.price.is_free()).collect()
+        self.all_deployment_ids().iter().filter_map(|id| self.target(id)).filter(|t| t.price.is_free()).collect()
     }
 
     /// The deployments to try for `request`, in order.
@@ -364,15 +358,7 @@ impl Router {
                 // An agent that asks for local models never gets the cloud.
                 None if tier == Tier::Local => self.local_fallbacks().into_iter().map(|t| t.spec.id()).collect(),
                 // An empty tier borrows from the others, local first.
-                None => [Tier::Local, Tier::Fast, Tier::Smart].iter().filter_map(|t| tiers.get(t)).flatten().fold(
-                    Vec::new(),
-                    |mut acc, id| {
-                        if !acc.contains(id) {
-                            acc.push(id.clone());
-                        }
-                        acc
-                    },
-                ),
+                None => self.all_deployment_ids(),
             }
         };
         let ids: Vec<String> = match request.model.as_deref() {
@@ -389,17 +375,11 @@ impl Router {
                 }
                 None => {
                     // A bare model name: every deployment of that model.
-                    let ids: Vec<String> = tiers
-                        .values()
-                        .flatten()
+                    let ids: Vec<String> = self
+                        .all_deployment_ids()
+                        .into_iter()
                         .filter(|id| id.split_once('/').map(|(_, model)| model == m).unwrap_or(false))
-                        .cloned()
-                        .fold(Vec::new(), |mut acc, id| {
-                            if !acc.contains(&id) {
-                                acc.push(id);
-                            }
-                            acc
-                        });
+                        .collect();
                     if ids.is_empty() {
                         return Err(LlmError::new(
                             "router",
