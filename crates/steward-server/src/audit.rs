@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use steward_core::{ChainVerifier, EngineError, Store, StoreError};
+use steward_core::{ChainVerifier, Store, StoreError};
 use steward_protocol::api::{AuditReport, AuditVerification};
 
 use crate::error::ApiError;
+use crate::query::{number_param, query_map};
 use crate::AppState;
 
 const DEFAULT_LIMIT: u32 = 100;
@@ -21,28 +22,18 @@ pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<AuditReport>, ApiError> {
-    let query =
-        query.map(|Query(q)| q).map_err(|e| ApiError::invalid(format!("invalid query string: {}", e.body_text())))?;
+    let query = query_map(query)?;
     let after = match query.get("after") {
         None => 0,
         Some(a) => a.parse::<i64>().ok().filter(|a| *a >= 0).ok_or_else(|| {
             ApiError::invalid(format!("after must be a sequence number (0 or more), not '{a}'")).with_param("after")
         })?,
     };
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(l) => l.parse::<u32>().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
-            ApiError::invalid(format!("limit must be a number from 1 to {MAX_LIMIT}, not '{l}'")).with_param("limit")
-        })?,
-    };
+    let limit = number_param(&query, "limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
     let store = state.engine.store();
-    let entries = store.list_audit(after, limit).await.map_err(store_error)?;
-    let verified = verify(store.as_ref()).await.map_err(store_error)?;
+    let entries = store.list_audit(after, limit).await.map_err(ApiError::from)?;
+    let verified = verify(store.as_ref()).await.map_err(ApiError::from)?;
     Ok(Json(AuditReport { entries, verified }))
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    ApiError::from(EngineError::from(e))
 }
 
 /// Checks every row of the log, page by page.

@@ -50,6 +50,12 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<steward_core::StoreError> for ApiError {
+    fn from(e: steward_core::StoreError) -> Self {
+        ApiError::from(EngineError::from(e))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -14,6 +14,7 @@ mod health;
 mod http_metrics;
 mod native;
 mod openai;
+mod query;
 mod sse;
 mod usage;
 

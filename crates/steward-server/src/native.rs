@@ -15,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::body::{parse_json, read_limited};
 use crate::error::ApiError;
+use crate::query::{number_param, query_map};
 use crate::{sse, AppState, CONVERSATION_HEADER};
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -44,29 +45,14 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     path.map(|Path(id)| id).map_err(|e| ApiError::invalid(format!("invalid path: {}", e.body_text())))
 }
 
-fn query_map(
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<HashMap<String, String>, ApiError> {
-    query.map(|Query(q)| q).map_err(|e| ApiError::invalid(format!("invalid query string: {}", e.body_text())))
-}
-
 pub async fn list_conversations(
     State(state): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<ConversationList>, ApiError> {
     let query = query_map(query)?;
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(s) => s.parse::<u32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-            ApiError::invalid(format!("limit must be a number from 1 to {MAX_LIMIT}, not '{s}'")).with_param("limit")
-        })?,
-    };
-    let conversations = state.engine.store().list_conversations(limit).await.map_err(store_error)?;
+    let limit = number_param(&query, "limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
+    let conversations = state.engine.store().list_conversations(limit).await.map_err(ApiError::from)?;
     Ok(Json(ConversationList { conversations }))
-}
-
-fn store_error(e: steward_core::StoreError) -> ApiError {
-    ApiError::from(steward_core::EngineError::from(e))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -79,8 +65,8 @@ pub async fn get_conversation(
 ) -> Result<Json<ConversationDetail>, ApiError> {
     let id = path_id(id)?;
     let store = state.engine.store();
-    let conversation = store.get_conversation(&id).await.map_err(store_error)?.ok_or_else(|| not_found(&id))?;
-    let messages = store.list_messages(&id).await.map_err(store_error)?;
+    let conversation = store.get_conversation(&id).await.map_err(ApiError::from)?.ok_or_else(|| not_found(&id))?;
+    let messages = store.list_messages(&id).await.map_err(ApiError::from)?;
     Ok(Json(ConversationDetail { conversation, messages }))
 }
 
@@ -103,7 +89,7 @@ pub async fn post_message(
     let bytes = read_limited(&headers, body, state.settings.max_body_bytes).await?;
     let req: PostMessage = parse_json(&bytes, None)?;
     let conversation =
-        state.engine.store().get_conversation(&id).await.map_err(store_error)?.ok_or_else(|| not_found(&id))?;
+        state.engine.store().get_conversation(&id).await.map_err(ApiError::from)?.ok_or_else(|| not_found(&id))?;
     let mut handle = state
         .engine
         .start_turn(UserTurn {
@@ -171,7 +157,7 @@ pub async fn post_message(
         .store()
         .list_messages(&conversation.id)
         .await
-        .map_err(store_error)?
+        .map_err(ApiError::from)?
         .into_iter()
         .filter(|m| stored_ids.contains(&m.id))
         .collect();

@@ -10,6 +10,7 @@ use steward_core::{UsageGroup, UsageTotal};
 use steward_protocol::api::{UsageLine, UsageReport};
 
 use crate::error::ApiError;
+use crate::query::{number_param, query_map};
 use crate::AppState;
 
 const DAY_MS: i64 = 86_400_000;
@@ -31,14 +32,8 @@ pub async fn report(
     State(state): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<UsageReport>, ApiError> {
-    let query =
-        query.map(|Query(q)| q).map_err(|e| ApiError::invalid(format!("invalid query string: {}", e.body_text())))?;
-    let days = match query.get("days") {
-        None => 30,
-        Some(d) => d.parse::<u32>().ok().filter(|d| (1..=3660).contains(d)).ok_or_else(|| {
-            ApiError::invalid(format!("days must be a number from 1 to 3660, not '{d}'")).with_param("days")
-        })?,
-    };
+    let query = query_map(query)?;
+    let days = number_param(&query, "days", 30, 1..=3660)?;
     let now = state.engine.clock().now_ms();
     // Whole UTC days: today and the days before it.
     let since = (now.div_euclid(DAY_MS) - i64::from(days) + 1) * DAY_MS;
@@ -46,9 +41,7 @@ pub async fn report(
         g.flush().await;
     }
     let store = state.engine.store();
-    let totals = |group| async move {
-        store.usage_totals(since, group).await.map_err(|e| ApiError::from(steward_core::EngineError::from(e)))
-    };
+    let totals = |group| async move { store.usage_totals(since, group).await.map_err(ApiError::from) };
     let by_day = totals(UsageGroup::Day).await?;
     let by_provider = totals(UsageGroup::Provider).await?;
     let by_model = totals(UsageGroup::Model).await?;
