@@ -27,5 +27,5 @@ pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, Tool
 pub use metrics::Metrics;
 pub use policy::{CallFacts, Decision, Policy, Preset, Rule, RulePolicy};
 pub use store::{NewMessage, Store, StoreError};
-pub use tool::{Tool, ToolContext, ToolError, ToolRegistry, ToolSpec};
+pub use tool::{ApprovalRef, Tool, ToolContext, ToolError, ToolRegistry, ToolSpec};
 pub use usage::{UsageGroup, UsageRecord, UsageTotal};

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use steward_protocol::approval::Preview;
 use steward_protocol::Effect;
 
 use crate::llm::ToolDefinition;
@@ -49,6 +50,16 @@ pub struct ToolContext {
     pub conversation_id: String,
     pub agent: String,
     pub call_id: String,
+    /// Set when the call runs because a person approved it: the approval's
+    /// id and its idempotency key, for tools that can pass one on.
+    pub approval: Option<ApprovalRef>,
+}
+
+/// The approval a call runs under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRef {
+    pub id: String,
+    pub idempotency_key: String,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -67,6 +78,14 @@ pub trait Tool: Send + Sync + 'static {
 
     /// Runs the tool. The output is text for the model (often JSON).
     async fn call(&self, arguments: serde_json::Value, ctx: &ToolContext) -> Result<String, ToolError>;
+
+    /// What a person sees before approving a call, computed without
+    /// changing anything: the targets and their current state, a
+    /// check-mode diff, the YAML to be written. The default names the tool
+    /// and its arguments.
+    async fn preview(&self, arguments: &serde_json::Value, _ctx: &ToolContext) -> Result<Preview, ToolError> {
+        Ok(Preview { summary: format!("{} {}", self.spec().name, arguments), targets: Vec::new(), details: None })
+    }
 }
 
 /// Every tool the engine can offer, by name.

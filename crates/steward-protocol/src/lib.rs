@@ -7,6 +7,7 @@
 //! error codes ([`ErrorCode`]). Nothing here performs I/O.
 
 pub mod api;
+pub mod approval;
 pub mod envelope;
 mod error;
 pub mod message;

@@ -783,6 +783,7 @@ which cannot be requested here. Nothing was changed. Tell the user what you woul
                 conversation_id: self.conversation_id.clone(),
                 agent: self.agent.id.clone(),
                 call_id: call.id.clone(),
+                approval: None,
             };
             let running = AssertUnwindSafe(tool.call(args, &ctx)).catch_unwind();
             let result = tokio::time::timeout(spec.timeout, running).await;
