@@ -26,6 +26,6 @@ pub use gateway::Gateway;
 pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition, UnconfiguredLlm};
 pub use metrics::Metrics;
 pub use policy::{CallFacts, Decision, Policy, Preset, Rule, RulePolicy};
-pub use store::{NewMessage, Store, StoreError};
+pub use store::{ApprovalDecision, ApprovalFilter, NewMessage, Store, StoreError};
 pub use tool::{ApprovalRef, Tool, ToolContext, ToolError, ToolRegistry, ToolSpec};
 pub use usage::{UsageGroup, UsageRecord, UsageTotal};

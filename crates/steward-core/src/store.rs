@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use steward_protocol::api::{Conversation, StoredMessage};
+use steward_protocol::approval::{Approval, ApprovalScope, ApprovalStatus};
 use steward_protocol::Message;
 
 use crate::audit::{AuditEntry, NewAuditEntry};
@@ -79,4 +80,86 @@ pub trait Store: Send + Sync + 'static {
         let _ = (after_seq, limit);
         Err(StoreError::Database("this store keeps no audit log".into()))
     }
+
+    /// Stores a new approval (its status is `pending`).
+    async fn create_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        let _ = approval;
+        Err(no_approvals())
+    }
+
+    async fn get_approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        let _ = id;
+        Err(no_approvals())
+    }
+
+    /// Newest first, at most `limit`.
+    async fn list_approvals(&self, filter: &ApprovalFilter, limit: u32) -> Result<Vec<Approval>, StoreError> {
+        let _ = (filter, limit);
+        Err(no_approvals())
+    }
+
+    /// Decides a pending approval: `approved`, `rejected` or `expired`,
+    /// atomically and only if it is still pending, so of two simultaneous
+    /// decisions exactly one takes effect. Returns the approval as decided,
+    /// or `None` when it was no longer pending (or does not exist).
+    async fn decide_approval(&self, id: &str, decision: &ApprovalDecision) -> Result<Option<Approval>, StoreError> {
+        let _ = (id, decision);
+        Err(no_approvals())
+    }
+
+    /// Claims an approved action for execution: records `started_at` only
+    /// if the approval is `approved` and was never started. `true` means
+    /// the caller, and nobody else ever, runs it.
+    async fn claim_approval(&self, id: &str, started_at: i64) -> Result<bool, StoreError> {
+        let _ = (id, started_at);
+        Err(no_approvals())
+    }
+
+    /// Records how a claimed action ended: `executed` or `failed`, with its
+    /// outcome. Only an `approved` approval changes; returns it.
+    async fn finish_approval(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        outcome: &str,
+        finished_at: i64,
+    ) -> Result<Option<Approval>, StoreError> {
+        let _ = (id, status, outcome, finished_at);
+        Err(no_approvals())
+    }
+
+    /// Whether a person approved calls of `kind` for the rest of this
+    /// conversation.
+    async fn has_conversation_grant(&self, conversation_id: &str, kind: &str) -> Result<bool, StoreError> {
+        let _ = (conversation_id, kind);
+        Err(no_approvals())
+    }
+
+    /// Turns debug mode (tool inputs and outputs streamed verbatim, secrets
+    /// redacted) on or off for one conversation.
+    async fn set_conversation_debug(&self, conversation_id: &str, debug: bool) -> Result<(), StoreError> {
+        let _ = (conversation_id, debug);
+        Err(StoreError::Database("this store keeps no conversation settings".into()))
+    }
+}
+
+fn no_approvals() -> StoreError {
+    StoreError::Database("this store keeps no approvals".into())
+}
+
+/// Which approvals to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalFilter {
+    pub status: Option<ApprovalStatus>,
+    pub conversation_id: Option<String>,
+}
+
+/// A person's (or the clock's) decision on a pending approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalDecision {
+    /// `Approved`, `Rejected` or `Expired`.
+    pub status: ApprovalStatus,
+    pub decided_by: String,
+    pub decided_at: i64,
+    pub scope: Option<ApprovalScope>,
 }

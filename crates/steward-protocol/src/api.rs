@@ -23,6 +23,10 @@ pub struct Conversation {
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     pub updated_at: i64,
+    /// Debug mode: every tool's inputs and outputs are streamed verbatim
+    /// (secrets redacted).
+    #[serde(default)]
+    pub debug: bool,
 }
 
 /// A stored message.

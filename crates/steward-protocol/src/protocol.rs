@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::approval::Approval;
 use crate::{ErrorCode, Message, Usage};
 
 /// What a tool does to the world. The policy decides from this, outside the model.
@@ -45,6 +46,10 @@ pub struct UserTurn {
     /// The agent that answers (`architect`, …).
     pub agent: String,
     pub input: TurnInput,
+    /// Who is speaking, for the approvals they decide and the audit log:
+    /// `user:<key digest prefix>`, or `user:local` without API keys.
+    #[serde(default)]
+    pub actor: Option<String>,
 }
 
 /// Where the context of a turn comes from.
@@ -111,6 +116,25 @@ pub enum Event {
         output: String,
         truncated: bool,
     },
+    /// A call waits for a person's approval.
+    ApprovalRequested {
+        turn_id: String,
+        approval: Approval,
+    },
+    /// An approval was decided, ran, or failed.
+    ApprovalUpdated {
+        turn_id: String,
+        approval: Approval,
+    },
+    /// Debug mode: a tool's input or output, verbatim but for secrets.
+    ToolDebug {
+        turn_id: String,
+        call_id: String,
+        name: String,
+        /// `input` or `output`.
+        phase: String,
+        content: String,
+    },
     /// A message was written to the store.
     MessageStored {
         turn_id: String,
@@ -138,6 +162,9 @@ impl Event {
             | Event::TextDelta { turn_id, .. }
             | Event::ToolCallStarted { turn_id, .. }
             | Event::ToolResult { turn_id, .. }
+            | Event::ApprovalRequested { turn_id, .. }
+            | Event::ApprovalUpdated { turn_id, .. }
+            | Event::ToolDebug { turn_id, .. }
             | Event::MessageStored { turn_id, .. }
             | Event::TurnFinished { turn_id, .. }
             | Event::Error { turn_id, .. } => turn_id,
@@ -151,6 +178,9 @@ impl Event {
             Event::TextDelta { .. } => "text_delta",
             Event::ToolCallStarted { .. } => "tool_call_started",
             Event::ToolResult { .. } => "tool_result",
+            Event::ApprovalRequested { .. } => "approval_requested",
+            Event::ApprovalUpdated { .. } => "approval_updated",
+            Event::ToolDebug { .. } => "tool_debug",
             Event::MessageStored { .. } => "message_stored",
             Event::TurnFinished { .. } => "turn_finished",
             Event::Error { .. } => "error",
@@ -176,6 +206,7 @@ mod tests {
             conversation_id: None,
             agent: "architect".into(),
             input: TurnInput::Message { content: "hello".into() },
+            actor: None,
         });
         let text = serde_json::to_string(&op).unwrap_or_default();
         let back: Op = serde_json::from_str(&text).unwrap_or(Op::Cancel { turn_id: String::new() });

@@ -68,7 +68,21 @@ pub fn parse_digest(s: &str) -> Result<[u8; 32], String> {
         .map_err(|b: Vec<u8>| format!("is {} bytes long; a SHA-256 digest is 32 bytes (64 hex characters)", b.len()))
 }
 
-pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Who made a request, for the approvals they decide and the audit log:
+/// `user:` and the first 8 hex digits of their key's digest, or
+/// `user:local` when the server runs without keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Actor>().cloned().unwrap_or_else(|| Actor("user:local".into())))
+    }
+}
+
+pub async fn require_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let keys = &state.settings.api_keys;
     if !keys.is_enabled() {
         return next.run(request).await;
@@ -79,7 +93,11 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
         scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
     });
     match presented {
-        Some(key) if keys.accepts(key) => next.run(request).await,
+        Some(key) if keys.accepts(key) => {
+            let actor = Actor(format!("user:{}", &digest_hex(key)[..8]));
+            request.extensions_mut().insert(actor);
+            next.run(request).await
+        }
         Some(_) => {
             ApiError::new(ErrorCode::Unauthorized, "invalid API key: the bearer key does not match any configured key")
                 .into_response()

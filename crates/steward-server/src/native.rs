@@ -13,6 +13,7 @@ use steward_protocol::{ErrorCode, Event, FinishReason, TurnInput, Usage, UserTur
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::auth::Actor;
 use crate::body::{parse_json, read_limited};
 use crate::error::ApiError;
 use crate::query::{number_param, query_map};
@@ -72,6 +73,7 @@ pub async fn get_conversation(
 
 pub async fn post_message(
     State(state): State<AppState>,
+    actor: Actor,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
@@ -96,6 +98,7 @@ pub async fn post_message(
             conversation_id: Some(conversation.id.clone()),
             agent: conversation.agent.clone(),
             input: TurnInput::Message { content: req.content },
+            actor: Some(actor.0),
         })
         .await
         .map_err(|e| {
@@ -145,7 +148,12 @@ pub async fn post_message(
             }
             Event::TurnFinished { finish_reason, usage, steps, .. } => finish = Some((finish_reason, usage, steps)),
             Event::Error { code, message, .. } => error = Some(ApiError::new(code, message)),
-            Event::TurnStarted { .. } | Event::ToolCallStarted { .. } | Event::ToolResult { .. } => {}
+            Event::TurnStarted { .. }
+            | Event::ToolCallStarted { .. }
+            | Event::ToolResult { .. }
+            | Event::ApprovalRequested { .. }
+            | Event::ApprovalUpdated { .. }
+            | Event::ToolDebug { .. } => {}
         }
     }
     if let Some(e) = error {

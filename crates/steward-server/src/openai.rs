@@ -14,6 +14,7 @@ use steward_protocol::{ErrorCode, Event, FinishReason, Message, TurnInput, Usage
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::auth::Actor;
 use crate::body::{parse_json, read_limited};
 use crate::error::ApiError;
 use crate::{sse, AppState, CONVERSATION_HEADER};
@@ -73,6 +74,7 @@ fn requested_conversation(headers: &HeaderMap) -> Result<Option<String>, ApiErro
 
 pub async fn chat_completions(
     State(state): State<AppState>,
+    actor: Actor,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -98,7 +100,12 @@ pub async fn chat_completions(
     let conversation_id = requested_conversation(&headers)?;
     let handle = state
         .engine
-        .start_turn(UserTurn { conversation_id, agent: request.model.clone(), input: TurnInput::History { messages } })
+        .start_turn(UserTurn {
+            conversation_id,
+            agent: request.model.clone(),
+            input: TurnInput::History { messages },
+            actor: Some(actor.0),
+        })
         .await?;
     let conversation = HeaderValue::from_str(&handle.conversation_id)
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the conversation id cannot be sent as a header"))?;
@@ -122,6 +129,9 @@ pub async fn chat_completions(
                     e @ (Event::TurnStarted { .. }
                     | Event::ToolCallStarted { .. }
                     | Event::ToolResult { .. }
+                    | Event::ApprovalRequested { .. }
+                    | Event::ApprovalUpdated { .. }
+                    | Event::ToolDebug { .. }
                     | Event::MessageStored { .. }),
                 ) => first.push(e),
                 None => return Err(ended_early()),
@@ -159,6 +169,9 @@ async fn collect(mut handle: TurnHandle, id: String, created: i64, model: String
             Event::TurnStarted { .. }
             | Event::ToolCallStarted { .. }
             | Event::ToolResult { .. }
+            | Event::ApprovalRequested { .. }
+            | Event::ApprovalUpdated { .. }
+            | Event::ToolDebug { .. }
             | Event::MessageStored { .. } => {}
         }
     }
@@ -266,6 +279,9 @@ fn stream_chunks(mut handle: TurnHandle, first: Vec<Event>, head: ChunkHead) -> 
                 Event::TurnStarted { .. }
                 | Event::ToolCallStarted { .. }
                 | Event::ToolResult { .. }
+                | Event::ApprovalRequested { .. }
+                | Event::ApprovalUpdated { .. }
+                | Event::ToolDebug { .. }
                 | Event::MessageStored { .. } => Vec::new(),
             };
             for f in out {

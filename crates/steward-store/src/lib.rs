@@ -18,10 +18,14 @@ use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Row, Transaction};
 use steward_core::audit::{self, AuditEntry, NewAuditEntry};
-use steward_core::{Clock, NewMessage, Store, StoreError, UsageGroup, UsageRecord, UsageTotal};
+use steward_core::{
+    ApprovalDecision, ApprovalFilter, Clock, NewMessage, Store, StoreError, UsageGroup, UsageRecord, UsageTotal,
+};
+use steward_protocol::approval::{Approval, ApprovalStatus};
 use steward_protocol::api::{Conversation, StoredMessage};
 use steward_protocol::{Role, ToolCall};
 
+mod approvals;
 mod migrate;
 mod url;
 
@@ -218,14 +222,14 @@ impl SqlStore {
     }
 
     /// Holds this process's SQLite writers in line; nothing on PostgreSQL.
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.sqlite_writer.lock().await),
             Backend::Postgres => None,
         }
     }
 
-    fn db_error(&self, operation: &str, e: sqlx::Error) -> StoreError {
+    pub(crate) fn db_error(&self, operation: &str, e: sqlx::Error) -> StoreError {
         StoreError::Database(format!("{operation}: {e}"))
     }
 
@@ -445,7 +449,7 @@ fn day_string(day: i64) -> String {
 /// PostgreSQL's text type cannot hold NUL characters; SQLite's can. So that
 /// both store the same thing (and a model that emits a NUL cannot make a
 /// reply unstorable), NUL becomes U+FFFD.
-fn storable(s: &str) -> String {
+pub(crate) fn storable(s: &str) -> String {
     if s.contains('\0') {
         s.replace('\0', "\u{FFFD}")
     } else {
@@ -481,6 +485,7 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
             title: row.try_get("title")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            debug: row.try_get::<i64, _>("debug")? != 0,
         })
     };
     get().map_err(|e| StoreError::Corrupt(format!("conversation row: {e}")))
@@ -516,7 +521,7 @@ fn message_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage { id, conversation_id, seq, role, content, tool_calls, tool_call_id, name, created_at })
 }
 
-const CONVERSATION_COLUMNS: &str = "id, agent, title, created_at, updated_at";
+const CONVERSATION_COLUMNS: &str = "id, agent, title, created_at, updated_at, debug";
 
 #[async_trait]
 impl Store for SqlStore {
@@ -540,6 +545,7 @@ impl Store for SqlStore {
             title: title.map(storable),
             created_at: now,
             updated_at: now,
+            debug: false,
         };
         let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO conversations (id, agent, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
@@ -753,6 +759,54 @@ impl Store for SqlStore {
         .await
         .map_err(|e| self.db_error("listing the audit log", e))?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn create_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        self.insert_approval(approval).await
+    }
+
+    async fn get_approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        self.select_approval(id).await
+    }
+
+    async fn list_approvals(&self, filter: &ApprovalFilter, limit: u32) -> Result<Vec<Approval>, StoreError> {
+        self.select_approvals(filter, limit).await
+    }
+
+    async fn decide_approval(&self, id: &str, decision: &ApprovalDecision) -> Result<Option<Approval>, StoreError> {
+        self.update_decision(id, decision).await
+    }
+
+    async fn claim_approval(&self, id: &str, started_at: i64) -> Result<bool, StoreError> {
+        self.update_claim(id, started_at).await
+    }
+
+    async fn finish_approval(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        outcome: &str,
+        finished_at: i64,
+    ) -> Result<Option<Approval>, StoreError> {
+        self.update_finish(id, status, outcome, finished_at).await
+    }
+
+    async fn has_conversation_grant(&self, conversation_id: &str, kind: &str) -> Result<bool, StoreError> {
+        self.select_grant(conversation_id, kind).await
+    }
+
+    async fn set_conversation_debug(&self, conversation_id: &str, debug: bool) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("UPDATE conversations SET debug = $1 WHERE id = $2")
+            .bind(i64::from(debug))
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db_error(&format!("setting debug mode of conversation '{conversation_id}'"), e))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::ConversationNotFound(conversation_id.to_string()));
+        }
+        Ok(())
     }
 }
 

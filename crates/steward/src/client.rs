@@ -115,6 +115,15 @@ impl Client {
                         }
                         Event::Error { message, .. } => failure = Some(message),
                         Event::TurnFinished { .. } => finished = true,
+                        Event::ApprovalRequested { approval, .. } => {
+                            eprintln!("  [approval] {} waits: {}", approval.id, approval.preview.summary);
+                        }
+                        Event::ApprovalUpdated { approval, .. } => {
+                            eprintln!("  [approval] {} {}", approval.id, approval.status.as_str());
+                        }
+                        Event::ToolDebug { name, phase, content, .. } => {
+                            eprintln!("  [debug] {name} {phase}: {content}");
+                        }
                         Event::TurnStarted { .. } | Event::MessageStored { .. } => {}
                     }
                 }

@@ -35,6 +35,7 @@ impl Store for MemStore {
             title: title.map(String::from),
             created_at: 0,
             updated_at: 0,
+            debug: false,
         };
         c.push(conv.clone());
         Ok(conv)
