@@ -13,7 +13,9 @@ const COLUMNS: &str = "id, conversation_id, turn_id, agent, call_id, tool, argum
 status, created_at, expires_at, decided_by, decided_at, scope, idempotency_key, started_at, finished_at, outcome";
 
 fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map(|s| storable(&s)).map_err(|e| StoreError::Database(format!("encoding {what}: {e}")))
+    serde_json::to_string(value)
+        .map(|s| storable(&s))
+        .map_err(|e| StoreError::Database(format!("encoding {what}: {e}")))
 }
 
 fn parse_effect(s: &str) -> Option<Effect> {
@@ -151,11 +153,7 @@ impl SqlStore {
         rows.iter().map(approval_from_row).collect()
     }
 
-    pub(crate) async fn update_decision(
-        &self,
-        id: &str,
-        d: &ApprovalDecision,
-    ) -> Result<Option<Approval>, StoreError> {
+    pub(crate) async fn update_decision(&self, id: &str, d: &ApprovalDecision) -> Result<Option<Approval>, StoreError> {
         if !matches!(d.status, ApprovalStatus::Approved | ApprovalStatus::Rejected | ApprovalStatus::Expired) {
             return Err(StoreError::Database(format!(
                 "deciding approval '{id}': '{}' is not a decision (approved, rejected or expired)",

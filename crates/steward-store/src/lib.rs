@@ -21,8 +21,8 @@ use steward_core::audit::{self, AuditEntry, NewAuditEntry};
 use steward_core::{
     ApprovalDecision, ApprovalFilter, Clock, NewMessage, Store, StoreError, UsageGroup, UsageRecord, UsageTotal,
 };
-use steward_protocol::approval::{Approval, ApprovalStatus};
 use steward_protocol::api::{Conversation, StoredMessage};
+use steward_protocol::approval::{Approval, ApprovalStatus};
 use steward_protocol::{Role, ToolCall};
 
 mod approvals;

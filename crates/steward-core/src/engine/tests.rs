@@ -248,6 +248,7 @@ async fn run(engine: &Engine, content: &str) -> (TurnHandle, Vec<Event>) {
             conversation_id: None,
             agent: "architect".into(),
             input: TurnInput::Message { content: content.into() },
+            actor: None,
         })
         .await
         .unwrap();
@@ -446,6 +447,7 @@ async fn history_input_is_the_context_and_continuing_stores_only_the_new_message
             conversation_id: None,
             agent: "architect".into(),
             input: TurnInput::History { messages: history.clone() },
+            actor: None,
         })
         .await
         .unwrap();
@@ -462,6 +464,7 @@ async fn history_input_is_the_context_and_continuing_stores_only_the_new_message
             conversation_id: Some(h.conversation_id.clone()),
             agent: "architect".into(),
             input: TurnInput::History { messages: more },
+            actor: None,
         })
         .await
         .unwrap();
@@ -481,6 +484,7 @@ async fn invalid_turns_are_refused_before_anything_is_stored() {
             conversation_id: None,
             agent: "nobody".into(),
             input: TurnInput::Message { content: "x".into() },
+            actor: None,
         })
         .await
         .unwrap_err();
@@ -492,6 +496,7 @@ async fn invalid_turns_are_refused_before_anything_is_stored() {
             conversation_id: Some("missing".into()),
             agent: "architect".into(),
             input: TurnInput::Message { content: "x".into() },
+            actor: None,
         })
         .await
         .unwrap_err();
@@ -502,6 +507,7 @@ async fn invalid_turns_are_refused_before_anything_is_stored() {
             conversation_id: None,
             agent: "architect".into(),
             input: TurnInput::History { messages: vec![Message::assistant("x")] },
+            actor: None,
         })
         .await
         .unwrap_err();
@@ -518,6 +524,7 @@ async fn cancel_stops_a_turn_at_the_next_step() {
             conversation_id: None,
             agent: "architect".into(),
             input: TurnInput::Message { content: "x".into() },
+            actor: None,
         })
         .await
         .unwrap();
@@ -592,6 +599,7 @@ async fn turns_of_one_conversation_run_one_at_a_time() {
             conversation_id: None,
             agent: "architect".into(),
             input: TurnInput::Message { content: "one".into() },
+            actor: None,
         })
         .await
         .unwrap();
@@ -608,6 +616,7 @@ async fn turns_of_one_conversation_run_one_at_a_time() {
                 conversation_id: Some(id),
                 agent: "architect".into(),
                 input: TurnInput::Message { content: "two".into() },
+                actor: None,
             })
             .await
             .unwrap();
@@ -638,6 +647,7 @@ async fn a_history_resending_client_continues_its_conversation_without_naming_it
         conversation_id: None,
         agent: "architect".into(),
         input: TurnInput::History { messages },
+        actor: None,
     };
     let mut h1 = f.engine.start_turn(turn(vec![Message::user("a")])).await.unwrap();
     while h1.events.recv().await.is_some() {}
@@ -679,6 +689,7 @@ async fn a_stored_tool_call_without_a_result_is_repaired_in_the_context() {
             conversation_id: Some(c.id.clone()),
             agent: "architect".into(),
             input: TurnInput::Message { content: "b".into() },
+            actor: None,
         })
         .await
         .unwrap();
