@@ -24,8 +24,10 @@ use crate::clock::Clock;
 use crate::llm::{Llm, LlmChunk, LlmErrorKind, LlmRequest, NOT_CONFIGURED_HELP};
 use crate::metrics::Metrics;
 use crate::policy::{CallFacts, Decision, Policy, StrictPolicy};
+use crate::redact::Redactor;
 use crate::store::{NewMessage, Store, StoreError};
-use crate::tool::{cap_output, ToolContext, ToolError, ToolRegistry};
+use crate::tool::{Tool, ToolContext, ToolError, ToolRegistry};
+use steward_protocol::approval::{Approval, Preview};
 
 /// Limits that keep a turn bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,24 @@ pub struct EngineLimits {
 impl Default for EngineLimits {
     fn default() -> Self {
         EngineLimits { max_steps: 8, max_parallel_tools: 8 }
+    }
+}
+
+/// How the engine treats approvals, debugging and secrets.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How long an approval waits for a person before it expires.
+    pub approval_ttl: Duration,
+    /// Debug mode for every conversation: tool inputs and outputs are
+    /// streamed as events and logged, verbatim but for secrets.
+    pub debug: bool,
+    /// Blanks configured secrets wherever tool I/O is shown or logged.
+    pub redactor: Redactor,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { approval_ttl: Duration::from_secs(30 * 60), debug: false, redactor: Redactor::default() }
     }
 }
 
@@ -100,6 +120,8 @@ struct Inner {
     policy: Arc<dyn Policy>,
     clock: Arc<dyn Clock>,
     limits: EngineLimits,
+    options: EngineOptions,
+    redactor: Redactor,
     metrics: Arc<Metrics>,
     /// Cancellation flags of running turns, by turn id.
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
@@ -107,7 +129,9 @@ struct Inner {
     conversation_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+mod approvals;
 mod history;
+pub use approvals::{call_kind, parse_chat_decision, ChatDecision, DecideError, Recovery, Which};
 pub use history::{client_fingerprint, repair_dangling_tool_calls};
 
 /// How many events may wait for a slow reader before the turn waits too.
@@ -127,6 +151,10 @@ impl Engine {
     }
 
     pub fn with_policy(parts: EngineParts, policy: Arc<dyn Policy>) -> Self {
+        Self::with_options(parts, policy, EngineOptions::default())
+    }
+
+    pub fn with_options(parts: EngineParts, policy: Arc<dyn Policy>, options: EngineOptions) -> Self {
         Engine {
             inner: Arc::new(Inner {
                 llm: parts.llm,
@@ -136,6 +164,8 @@ impl Engine {
                 policy,
                 clock: parts.clock,
                 limits: parts.limits,
+                redactor: options.redactor.clone(),
+                options,
                 metrics: Arc::new(Metrics::default()),
                 running: Mutex::new(HashMap::new()),
                 conversation_locks: Mutex::new(HashMap::new()),
@@ -165,6 +195,10 @@ impl Engine {
 
     pub fn llm_name(&self) -> &str {
         self.inner.llm.name()
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.inner.options
     }
 
     /// Handles one submission. A `UserTurn` returns the handle of the turn
@@ -308,6 +342,10 @@ impl Engine {
             }
         };
         let context = history::repair_dangling_tool_calls(context);
+        // A person's reply that decides approvals is handled by the engine,
+        // not the model: only the newest user message counts.
+        let decision = context.last().filter(|m| m.role == Role::User).and_then(|m| parse_chat_decision(&m.content));
+        let debug = self.inner.options.debug || conversation.debug;
 
         let turn_id = format!("turn_{}", uuid::Uuid::new_v4().simple());
         let stored = store
@@ -339,6 +377,10 @@ impl Engine {
             usage: Usage::default(),
             visible: String::new(),
             client_transcript,
+            actor: turn.actor.unwrap_or_else(|| "user:local".to_string()),
+            decision,
+            debug,
+            requested: Mutex::new(Vec::new()),
         };
         let span = info_span!(
             "turn",
@@ -396,6 +438,14 @@ struct TurnRun {
     /// The history a history-resending client sent, for the fingerprint of
     /// the transcript it will have seen when the turn ends.
     client_transcript: Option<Vec<Message>>,
+    /// Who sent the turn's message.
+    actor: String,
+    /// Set when the user's message decides approvals.
+    decision: Option<ChatDecision>,
+    /// Tool inputs and outputs are streamed and logged (secrets redacted).
+    debug: bool,
+    /// Approvals this step's calls asked for.
+    requested: Mutex<Vec<Approval>>,
 }
 
 /// How a turn ended, for metrics and the span.
@@ -454,7 +504,10 @@ impl TurnRun {
             .await;
         }
 
-        let (outcome, steps) = self.run_steps().await;
+        let (outcome, steps) = match self.decision.take() {
+            Some(decision) => (self.run_decision(decision).await, 0),
+            None => self.run_steps().await,
+        };
         let span = tracing::Span::current();
         span.record("steps", steps);
         metrics.turn_seconds.observe(started.elapsed());
@@ -572,6 +625,13 @@ impl TurnRun {
                 return (self.fail(ErrorCode::StoreFailed, e.to_string()).await, steps);
             }
             self.context.extend(results);
+            // Calls that wait for a person end the turn: the person is asked
+            // now, and their reply (a later turn) decides.
+            let requested = std::mem::take(&mut *self.requested.lock().unwrap_or_else(|p| p.into_inner()));
+            if !requested.is_empty() {
+                let prompt = approvals::approval_prompt(&requested, self.engine.ttl_minutes());
+                return (self.say(prompt, FinishReason::Stop).await, steps);
+            }
         }
         let note = format!(
             "I stopped after {max_steps} rounds of tool calls without reaching an answer (the step limit). \
@@ -696,6 +756,87 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
         results
     }
 
+    /// A call the policy says must ask: runs when this kind of call was
+    /// approved for the rest of the conversation (`None`); otherwise it
+    /// becomes a pending approval, and the model is told it waits.
+    async fn ask(
+        &self,
+        tool: &dyn Tool,
+        args: &serde_json::Value,
+        facts: &CallFacts,
+        ctx: &ToolContext,
+    ) -> Option<(bool, String, bool)> {
+        let inner = &self.engine.inner;
+        let spec = tool.spec();
+        let kind = call_kind(facts, args);
+        match inner.store.has_conversation_grant(&self.conversation_id, &kind).await {
+            Ok(true) => {
+                self.audit("tool.granted", facts, serde_json::json!({"call_id": ctx.call_id, "kind": kind})).await;
+                return None;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read this conversation's approvals"),
+        }
+        inner.metrics.tool_calls_blocked.fetch_add(1, Ordering::Relaxed);
+        let preview =
+            match tokio::time::timeout(spec.timeout, AssertUnwindSafe(tool.preview(args, ctx)).catch_unwind()).await {
+                Ok(Ok(Ok(preview))) => preview,
+                Ok(Ok(Err(ToolError::InvalidArguments(m)))) => {
+                    tracing::Span::current().record("outcome", "invalid_arguments");
+                    return Some((false, format!("error: invalid arguments: {m}"), false));
+                }
+                Ok(Ok(Err(ToolError::Failed(m)))) => Preview {
+                    summary: format!("{} {args} (no preview: {m})", spec.name),
+                    targets: Vec::new(),
+                    details: None,
+                },
+                Ok(Err(_)) | Err(_) => Preview {
+                    summary: format!("{} {args} (no preview: it failed or timed out)", spec.name),
+                    targets: Vec::new(),
+                    details: None,
+                },
+            };
+        match self.engine.create_approval(ctx, tool, args, facts, kind, preview).await {
+            Ok(approval) => {
+                tracing::Span::current().record("outcome", "awaiting_approval");
+                let text = format!(
+                    "awaiting approval {}: a person must approve this before it runs, and Steward has asked them. \
+Nothing has changed yet. Do not call it again; their answer comes in a later message.",
+                    approval.id
+                );
+                self.emit(Event::ApprovalRequested { turn_id: self.turn_id.clone(), approval: approval.clone() }).await;
+                self.requested.lock().unwrap_or_else(|p| p.into_inner()).push(approval);
+                Some((false, text, false))
+            }
+            Err(e) => {
+                tracing::Span::current().record("outcome", "needs_approval");
+                tracing::warn!(error = %e, "could not record an approval");
+                Some((
+                    false,
+                    format!(
+                        "not executed: '{}' needs a person's approval, and the approval could not be recorded \
+({e}). Nothing was changed.",
+                        spec.name
+                    ),
+                    false,
+                ))
+            }
+        }
+    }
+
+    /// Debug mode: a tool's input or output as an event and a log line.
+    async fn debug_io(&self, call: &ToolCall, phase: &str, content: String) {
+        tracing::info!(target: "steward::debug", tool = %call.name, call_id = %call.id, phase, content = %content, "tool i/o");
+        self.emit(Event::ToolDebug {
+            turn_id: self.turn_id.clone(),
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            phase: phase.to_string(),
+            content,
+        })
+        .await;
+    }
+
     async fn run_tool(&self, call: &ToolCall) -> Message {
         let inner = &self.engine.inner;
         let tool = inner.tools.get(&call.name).filter(|_| self.agent.tools.iter().any(|t| t == &call.name));
@@ -748,25 +889,23 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
                     "call_id": call.id,
                     "effect": spec.effect.as_str(),
                     "decision": decision.as_str(),
-                    "arguments": args,
+                    "arguments": inner.redactor.json(&args),
                 }),
             )
             .await;
+            let ctx = ToolContext {
+                turn_id: self.turn_id.clone(),
+                conversation_id: self.conversation_id.clone(),
+                agent: self.agent.id.clone(),
+                call_id: call.id.clone(),
+                approval: None,
+            };
             match decision {
                 Decision::Allow => {}
                 Decision::Ask => {
-                    inner.metrics.tool_calls_blocked.fetch_add(1, Ordering::Relaxed);
-                    tracing::Span::current().record("outcome", "needs_approval");
-                    return (
-                        false,
-                        format!(
-                            "not executed: '{}' changes the world (effect: {}) and needs a person's approval, \
-which cannot be requested here. Nothing was changed. Tell the user what you would do instead.",
-                            spec.name,
-                            spec.effect.as_str()
-                        ),
-                        false,
-                    );
+                    if let Some(refusal) = self.ask(tool.as_ref(), &args, &facts, &ctx).await {
+                        return refusal;
+                    }
                 }
                 Decision::Deny => {
                     inner.metrics.tool_calls_blocked.fetch_add(1, Ordering::Relaxed);
@@ -778,57 +917,25 @@ which cannot be requested here. Nothing was changed. Tell the user what you woul
                     );
                 }
             }
-            let ctx = ToolContext {
-                turn_id: self.turn_id.clone(),
-                conversation_id: self.conversation_id.clone(),
-                agent: self.agent.id.clone(),
-                call_id: call.id.clone(),
-                approval: None,
-            };
-            let running = AssertUnwindSafe(tool.call(args, &ctx)).catch_unwind();
-            let result = tokio::time::timeout(spec.timeout, running).await;
+            if self.debug {
+                self.debug_io(call, "input", inner.redactor.json(&args).to_string()).await;
+            }
+            let run = approvals::invoke(tool.as_ref(), args, &ctx).await;
             if spec.effect != steward_protocol::Effect::Read {
-                let outcome = match &result {
-                    Ok(Ok(Ok(_))) => "ok",
-                    Ok(Ok(Err(_))) => "error",
-                    Ok(Err(_)) => "panic",
-                    Err(_) => "timeout",
-                };
-                self.audit("tool.executed", &facts, serde_json::json!({"call_id": call.id, "outcome": outcome})).await;
+                self.audit("tool.executed", &facts, serde_json::json!({"call_id": call.id, "outcome": run.outcome}))
+                    .await;
             }
-            match result {
-                Ok(Err(_panic)) => {
-                    inner.metrics.tool_calls_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::Span::current().record("outcome", "panic");
-                    tracing::error!(tool = %spec.name, "the tool panicked");
-                    (
-                        false,
-                        format!("error: '{}' failed unexpectedly (it panicked); nothing more is known", spec.name),
-                        false,
-                    )
-                }
-                Ok(Ok(Ok(output))) => {
-                    inner.metrics.tool_calls_ok.fetch_add(1, Ordering::Relaxed);
-                    tracing::Span::current().record("outcome", "ok");
-                    let (output, truncated) = cap_output(output, spec.output_cap, &spec.name);
-                    (true, output, truncated)
-                }
-                Ok(Ok(Err(e))) => {
-                    inner.metrics.tool_calls_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::Span::current().record("outcome", "error");
-                    let text = match e {
-                        ToolError::InvalidArguments(m) => format!("error: invalid arguments: {m}"),
-                        ToolError::Failed(m) => format!("error: {m}"),
-                    };
-                    let (text, truncated) = cap_output(text, spec.output_cap, &spec.name);
-                    (false, text, truncated)
-                }
-                Err(_) => {
-                    inner.metrics.tool_calls_timed_out.fetch_add(1, Ordering::Relaxed);
-                    tracing::Span::current().record("outcome", "timeout");
-                    (false, format!("error: '{}' timed out after {}", spec.name, human(spec.timeout)), false)
-                }
+            let counter = match run.outcome {
+                "ok" => &inner.metrics.tool_calls_ok,
+                "timeout" => &inner.metrics.tool_calls_timed_out,
+                _ => &inner.metrics.tool_calls_failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::Span::current().record("outcome", run.outcome);
+            if self.debug {
+                self.debug_io(call, "output", inner.redactor.maybe_json(&run.output)).await;
             }
+            (run.ok, run.output, run.truncated)
         }
         .instrument(span.clone())
         .await;
