@@ -1,6 +1,7 @@
 #[macro_use]
 pub mod harness;
 
+mod approvals;
 mod audit;
 mod connect;
 mod conversations;
