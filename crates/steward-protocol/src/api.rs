@@ -14,6 +14,15 @@ pub struct CreateConversation {
     pub title: Option<String>,
 }
 
+/// `PATCH /api/conversations/{id}`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchConversation {
+    /// Debug mode for this conversation.
+    #[serde(default)]
+    pub debug: Option<bool>,
+}
+
 /// A stored conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Conversation {

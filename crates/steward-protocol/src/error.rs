@@ -12,6 +12,9 @@ pub enum ErrorCode {
     NotFound,
     ModelNotFound,
     PayloadTooLarge,
+    /// The resource is not in a state that allows this (an approval
+    /// already decided, say).
+    Conflict,
     LlmNotConfigured,
     LlmFailed,
     BudgetExceeded,
@@ -31,6 +34,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 5003,
             ErrorCode::ModelNotFound => 5004,
             ErrorCode::PayloadTooLarge => 5005,
+            ErrorCode::Conflict => 5006,
             ErrorCode::LlmNotConfigured => 5010,
             ErrorCode::LlmFailed => 5011,
             ErrorCode::BudgetExceeded => 5012,
@@ -49,6 +53,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::NotFound | ErrorCode::ModelNotFound => 404,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::Conflict => 409,
             ErrorCode::BudgetExceeded => 429,
             ErrorCode::LlmNotConfigured | ErrorCode::StoreFailed => 503,
             ErrorCode::LlmFailed | ErrorCode::ToolFailed => 502,
@@ -60,9 +65,11 @@ impl ErrorCode {
     /// The `error.type` field of OpenAI's error object.
     pub fn openai_type(self) -> &'static str {
         match self {
-            ErrorCode::InvalidRequest | ErrorCode::NotFound | ErrorCode::ModelNotFound | ErrorCode::PayloadTooLarge => {
-                "invalid_request_error"
-            }
+            ErrorCode::InvalidRequest
+            | ErrorCode::NotFound
+            | ErrorCode::ModelNotFound
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::Conflict => "invalid_request_error",
             ErrorCode::Unauthorized => "authentication_error",
             ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::LlmNotConfigured | ErrorCode::LlmFailed | ErrorCode::ToolFailed | ErrorCode::Timeout => {
@@ -82,6 +89,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::ModelNotFound => "model_not_found",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::LlmNotConfigured => "llm_not_configured",
             ErrorCode::LlmFailed => "llm_failed",
             ErrorCode::BudgetExceeded => "budget_exceeded",
@@ -107,6 +115,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::ModelNotFound,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::Conflict,
             ErrorCode::LlmNotConfigured,
             ErrorCode::LlmFailed,
             ErrorCode::BudgetExceeded,

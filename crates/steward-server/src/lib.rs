@@ -14,6 +14,7 @@ mod health;
 mod http_metrics;
 mod native;
 mod openai;
+mod proposals;
 mod query;
 mod sse;
 mod usage;
@@ -77,8 +78,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models/{id}", get(openai::get_model))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/api/conversations", post(native::create_conversation).get(native::list_conversations))
-        .route("/api/conversations/{id}", get(native::get_conversation))
+        .route("/api/conversations/{id}", get(native::get_conversation).patch(native::patch_conversation))
         .route("/api/conversations/{id}/messages", post(native::post_message))
+        .route("/api/proposals", get(proposals::list))
+        .route("/api/proposals/{id}", get(proposals::get))
+        .route("/api/proposals/{id}/approve", post(proposals::approve))
+        .route("/api/proposals/{id}/reject", post(proposals::reject))
         .route("/api/usage", get(usage::report))
         .route("/api/audit", get(audit::list))
         .route("/metrics", get(health::metrics))

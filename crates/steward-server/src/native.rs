@@ -8,7 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use steward_protocol::api::{ConversationDetail, ConversationList, CreateConversation, PostMessage, TurnReply};
+use steward_protocol::api::{
+    Conversation, ConversationDetail, ConversationList, CreateConversation, PatchConversation, PostMessage, TurnReply,
+};
 use steward_protocol::{ErrorCode, Event, FinishReason, TurnInput, Usage, UserTurn};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -42,7 +44,7 @@ pub async fn create_conversation(
 }
 
 /// Path parameters, with a JSON error instead of axum's plain-text one.
-fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(id)| id).map_err(|e| ApiError::invalid(format!("invalid path: {}", e.body_text())))
 }
 
@@ -69,6 +71,24 @@ pub async fn get_conversation(
     let conversation = store.get_conversation(&id).await.map_err(ApiError::from)?.ok_or_else(|| not_found(&id))?;
     let messages = store.list_messages(&id).await.map_err(ApiError::from)?;
     Ok(Json(ConversationDetail { conversation, messages }))
+}
+
+/// `PATCH /api/conversations/{id}`: turns debug mode on or off.
+pub async fn patch_conversation(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Conversation>, ApiError> {
+    let id = path_id(id)?;
+    let bytes = read_limited(&headers, body, state.settings.max_body_bytes).await?;
+    let req: PatchConversation = parse_json(&bytes, None)?;
+    let store = state.engine.store();
+    if let Some(debug) = req.debug {
+        store.set_conversation_debug(&id, debug).await.map_err(ApiError::from)?;
+    }
+    let conversation = store.get_conversation(&id).await.map_err(ApiError::from)?.ok_or_else(|| not_found(&id))?;
+    Ok(Json(conversation))
 }
 
 pub async fn post_message(

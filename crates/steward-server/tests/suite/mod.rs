@@ -1,3 +1,4 @@
+mod approvals;
 mod audit;
 mod bad_input;
 mod gateway;
