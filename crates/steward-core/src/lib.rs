@@ -22,7 +22,10 @@ pub mod usage;
 pub use agent::{AgentProfile, AgentRegistry, Tier};
 pub use audit::{verify_chain, AuditBreak, AuditEntry, AuditHead, ChainVerifier, NewAuditEntry};
 pub use clock::{Clock, SystemClock};
-pub use engine::{Engine, EngineError, EngineLimits, EngineParts, TurnHandle};
+pub use engine::{
+    parse_chat_decision, ChatDecision, DecideError, Engine, EngineError, EngineLimits, EngineOptions, EngineParts, Recovery,
+    TurnHandle,
+};
 pub use gateway::Gateway;
 pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition, UnconfiguredLlm};
 pub use metrics::Metrics;
