@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context};
 use futures::StreamExt;
 use rand::RngCore;
 use steward_protocol::api::Conversation;
+use steward_protocol::approval::{Approval, ApprovalList, ApprovalStatus};
 use steward_protocol::Event;
 use tokio::io::AsyncBufReadExt;
 
@@ -223,6 +224,101 @@ pub async fn audit_list(url: &str, key: Option<String>, after: i64, limit: u32, 
         (false, None, reason) => println!("audit log broken: {}", reason.as_deref().unwrap_or("unknown")),
     }
     Ok(())
+}
+
+/// `steward approvals`
+pub async fn approvals(
+    url: &str,
+    key: Option<String>,
+    status: Option<&str>,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = Client::new(url, key)?;
+    let mut path = format!("/api/proposals?limit={limit}");
+    if let Some(s) = status {
+        path.push_str(&format!("&status={s}"));
+    }
+    let list: ApprovalList =
+        client.send(client.get(&path)).await?.json().await.context("the server's list of approvals is not valid")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.proposals.is_empty() {
+        println!("no approvals{}", status.map(|s| format!(" with status {s}")).unwrap_or_default());
+        return Ok(());
+    }
+    for a in &list.proposals {
+        print!("{}", render_approval(a));
+    }
+    Ok(())
+}
+
+/// What `steward approve` / `steward reject` decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve { always: bool },
+    Reject,
+}
+
+/// `steward approve ID` / `steward reject ID`
+pub async fn decide(url: &str, key: Option<String>, id: &str, verdict: Verdict, json: bool) -> anyhow::Result<()> {
+    let client = Client::new(url, key)?;
+    let (verb, body) = match verdict {
+        Verdict::Approve { always: true } => ("approve", serde_json::json!({"scope": "conversation"})),
+        Verdict::Approve { always: false } => ("approve", serde_json::json!({})),
+        Verdict::Reject => ("reject", serde_json::json!({})),
+    };
+    let request = client.post(&format!("/api/proposals/{id}/{verb}")).json(&body);
+    let approval: Approval =
+        client.send(request).await?.json().await.context("the server's answer about the approval is not valid")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&approval)?);
+    } else {
+        print!("{}", render_approval(&approval));
+    }
+    if approval.status == ApprovalStatus::Failed {
+        bail!("the approved action failed: {}", approval.outcome.as_deref().unwrap_or("no reason given"));
+    }
+    Ok(())
+}
+
+/// One approval as a person reads it.
+pub fn render_approval(a: &Approval) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}  {:<8}  {}", a.id, a.status.as_str(), a.preview.summary);
+    for t in &a.preview.targets {
+        let name = t.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+        let state = t.state.as_deref().map(|s| format!(": now {s}")).unwrap_or_default();
+        let _ = writeln!(out, "    {}{name}{state}", t.id);
+    }
+    if let Some(details) = &a.preview.details {
+        for line in details.lines() {
+            let _ = writeln!(out, "    | {line}");
+        }
+    }
+    let _ = write!(
+        out,
+        "    {} by {} in conversation {}, {}",
+        a.tool,
+        a.agent,
+        a.conversation_id,
+        steward_core::tools::rfc3339(a.created_at)
+    );
+    match (&a.decided_by, a.decided_at) {
+        (Some(who), Some(at)) => {
+            let _ = writeln!(out, "; decided by {who} at {}", steward_core::tools::rfc3339(at));
+        }
+        _ => {
+            let _ = writeln!(out, "; expires {}", steward_core::tools::rfc3339(a.expires_at));
+        }
+    }
+    if let Some(outcome) = &a.outcome {
+        let _ = writeln!(out, "    outcome: {}", outcome.lines().next().unwrap_or(""));
+    }
+    out
 }
 
 /// The usage report as a person reads it.

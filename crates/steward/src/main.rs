@@ -48,6 +48,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List approvals: the actions waiting for a person, and those decided.
+    Approvals {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only these: pending, approved, rejected, expired, executed or failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many, newest first (1–1000).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print the server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a waiting action: it runs once, now, and its outcome is printed.
+    Approve {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The approval's id (apr_…).
+        id: String,
+        /// Also allow this kind of action for the rest of its conversation.
+        #[arg(long)]
+        always: bool,
+        /// Print the server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject a waiting action: nothing changes.
+    Reject {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The approval's id (apr_…).
+        id: String,
+        /// Print the server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect the tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -200,6 +237,27 @@ fn main() -> ExitCode {
         Command::Usage { client: args, days, json } => {
             client_exit(runtime.block_on(client::usage(&args.url, args.api_key.clone(), days, json)))
         }
+        Command::Approvals { client: args, status, limit, json } => client_exit(runtime.block_on(client::approvals(
+            &args.url,
+            args.api_key.clone(),
+            status.as_deref(),
+            limit,
+            json,
+        ))),
+        Command::Approve { client: args, id, always, json } => client_exit(runtime.block_on(client::decide(
+            &args.url,
+            args.api_key.clone(),
+            &id,
+            client::Verdict::Approve { always },
+            json,
+        ))),
+        Command::Reject { client: args, id, json } => client_exit(runtime.block_on(client::decide(
+            &args.url,
+            args.api_key.clone(),
+            &id,
+            client::Verdict::Reject,
+            json,
+        ))),
         Command::Audit { command: AuditCommand::Verify { data_dir } } => {
             let args = ServeArgs { data_dir, ..ServeArgs::default() };
             let config = match load(cli.config.as_deref(), &args) {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use steward_core::tools::CurrentTime;
 use steward_core::{
-    AgentRegistry, Clock, Engine, EngineLimits, EngineParts, Llm, RulePolicy, Store, SystemClock, ToolRegistry,
-    UnconfiguredLlm,
+    AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Llm, Redactor, RulePolicy, Store,
+    SystemClock, ToolRegistry, UnconfiguredLlm,
 };
 use steward_llm::anthropic::{Anthropic, AnthropicConfig};
 use steward_llm::gemini::{Gemini, GeminiConfig};
@@ -242,7 +242,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => Arc::new(UnconfiguredLlm),
     };
     let policy = RulePolicy { preset: config.file.policy.preset, rules: config.file.policy.rules.clone() };
-    let engine = Engine::with_policy(
+    let options = EngineOptions {
+        approval_ttl: Duration::from_secs(config.file.policy.approval_ttl_secs),
+        debug: config.file.engine.debug,
+        redactor: Redactor::new(config.secrets()),
+    };
+    let engine = Engine::with_options(
         EngineParts {
             llm: llm.clone(),
             store,
@@ -255,7 +260,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             },
         },
         Arc::new(policy),
+        options,
     );
+    // Approvals a crash or stop left behind: approved ones that never
+    // started run now, once; interrupted ones are marked failed.
+    let recovery = engine.recover_approvals().await.map_err(|e| anyhow::anyhow!("cannot recover approvals: {e}"))?;
+    for id in &recovery.resumed {
+        tracing::info!(approval = %id, "ran an action approved before the restart");
+    }
+    for id in &recovery.interrupted {
+        tracing::warn!(approval = %id, "an approved action was interrupted by the restart; marked failed, not rerun");
+    }
+    let sweeper = tokio::spawn(expire_approvals(engine.clone()));
 
     let mut digests = Vec::new();
     for d in &config.file.auth.api_keys {
@@ -292,7 +308,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(r) = &router {
         state = state.with_gateway(Arc::new(r.clone()));
     }
-    steward_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
+    let served = steward_server::serve(listener, state, shutdown_signal()).await.context("the server failed");
+    sweeper.abort();
+    served?;
     // Calls made before the shutdown still land in the ledger, so budgets
     // resume from them after a restart.
     if let Some(r) = &router {
@@ -300,6 +318,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("steward stopped");
     Ok(())
+}
+
+/// Marks approvals nobody decided in time as expired, so lists and the
+/// audit log show it without anyone asking.
+async fn expire_approvals(engine: Engine) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        match engine.expire_due().await {
+            Ok(expired) => {
+                for a in expired {
+                    tracing::info!(approval = %a.id, tool = %a.tool, "approval expired undecided");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not expire approvals"),
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -88,22 +88,37 @@ impl Default for StorageSection {
 pub struct EngineSection {
     pub max_steps: u32,
     pub max_parallel_tools: usize,
+    /// Debug mode for every conversation: each tool's inputs and outputs
+    /// are streamed as events and logged, verbatim but for secrets.
+    pub debug: bool,
 }
 
 impl Default for EngineSection {
     fn default() -> Self {
         let d = steward_core::EngineLimits::default();
-        EngineSection { max_steps: d.max_steps, max_parallel_tools: d.max_parallel_tools }
+        EngineSection { max_steps: d.max_steps, max_parallel_tools: d.max_parallel_tools, debug: false }
     }
 }
 
 /// `[policy]`: how tool calls are decided; see `steward_core::policy` for
 /// how the preset and the rules combine.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicySection {
     pub preset: steward_core::Preset,
     pub rules: Vec<steward_core::Rule>,
+    /// How long an approval waits for a person before it expires.
+    pub approval_ttl_secs: u64,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            preset: steward_core::Preset::default(),
+            rules: Vec::new(),
+            approval_ttl_secs: steward_core::EngineOptions::default().approval_ttl.as_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -407,6 +422,13 @@ impl Config {
                 });
             }
         }
+        if !(10..=7 * 86_400).contains(&f.policy.approval_ttl_secs) {
+            p.push(Problem {
+                key: "policy.approval_ttl_secs".into(),
+                message: format!("{} s is outside 10 s – 7 days", f.policy.approval_ttl_secs),
+                fix: "use a number of seconds from 10 to 604800; the default is 1800 (30 minutes)".into(),
+            });
+        }
         if f.engine.max_steps == 0 || f.engine.max_steps > 100 {
             p.push(Problem {
                 key: "engine.max_steps".into(),
@@ -449,6 +471,30 @@ impl Config {
     }
 
     /// The database URL, defaulting to SQLite in the data directory.
+    /// Every secret value the configuration holds, for redaction: provider
+    /// keys and the database password.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> = self
+            .file
+            .llm
+            .providers
+            .values()
+            .filter_map(|p| p.api_key.as_ref())
+            .map(|k| k.expose().to_string())
+            .collect();
+        if let Some(url) = self.database_url() {
+            // postgres://user:password@host/db
+            if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
+                if let Some((userinfo, _)) = rest.rsplit_once('@') {
+                    if let Some((_, password)) = userinfo.split_once(':') {
+                        secrets.push(password.to_string());
+                    }
+                }
+            }
+        }
+        secrets
+    }
+
     pub fn database_url(&self) -> Option<&str> {
         self.file.storage.database_url.as_ref().map(Secret::expose)
     }
