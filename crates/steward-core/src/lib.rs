@@ -3,13 +3,15 @@
 //! Front ends submit [`steward_protocol::Op`]s to an [`Engine`] and read
 //! [`steward_protocol::Event`]s back. The engine reaches the world only
 //! through the traits defined here: [`Llm`] for models, [`Store`] for
-//! persistence, [`Tool`] for actions and [`Clock`] for time.
+//! persistence, [`Home`] for the house, [`Tool`] for actions and [`Clock`]
+//! for time.
 
 pub mod agent;
 pub mod audit;
 pub mod clock;
 pub mod engine;
 pub mod gateway;
+pub mod home;
 pub mod llm;
 pub mod metrics;
 pub mod policy;
@@ -23,10 +25,11 @@ pub use agent::{AgentProfile, AgentRegistry, Tier};
 pub use audit::{verify_chain, AuditBreak, AuditEntry, AuditHead, ChainVerifier, NewAuditEntry};
 pub use clock::{Clock, SystemClock};
 pub use engine::{
-    parse_chat_decision, ChatDecision, DecideError, Engine, EngineError, EngineLimits, EngineOptions, EngineParts, Recovery,
-    TurnHandle,
+    parse_chat_decision, ChatDecision, DecideError, Engine, EngineError, EngineLimits, EngineOptions, EngineParts,
+    Recovery, TurnHandle,
 };
 pub use gateway::Gateway;
+pub use home::{Entity, Home, HomeError, ServiceCall, StateChanged};
 pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition, UnconfiguredLlm};
 pub use metrics::Metrics;
 pub use policy::{CallFacts, Decision, Policy, Preset, Rule, RulePolicy};

@@ -1,0 +1,9 @@
+//! Steward's integrations: implementations of the traits `steward-core`
+//! defines, for the systems a home and a homelab run.
+//!
+//! So far: [`demo::DemoHome`], the simulated house used when no Home
+//! Assistant is configured.
+
+pub mod demo;
+
+pub use demo::DemoHome;
