@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use steward_core::home::tools::home_tools;
 use steward_core::tools::CurrentTime;
 use steward_core::{
-    AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Llm, Redactor, RulePolicy, Store,
+    AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Home, Llm, Redactor, RulePolicy, Store,
     SystemClock, ToolRegistry, UnconfiguredLlm,
 };
+use steward_integrations::demo::DemoHome;
 use steward_llm::anthropic::{Anthropic, AnthropicConfig};
 use steward_llm::gemini::{Gemini, GeminiConfig};
 use steward_llm::ollama::{Ollama, OllamaConfig};
@@ -167,15 +169,26 @@ fn build_agents(config: &Config, tools: &ToolRegistry) -> anyhow::Result<AgentRe
 }
 
 /// The tools every agent can be given.
-fn builtin_tools(clock: Arc<dyn Clock>) -> ToolRegistry {
+fn builtin_tools(clock: Arc<dyn Clock>, home: Arc<dyn Home>) -> ToolRegistry {
     let mut tools = ToolRegistry::new();
-    tools.register(Arc::new(CurrentTime::new(clock)));
+    tools.register(Arc::new(CurrentTime::new(clock.clone())));
+    for tool in home_tools(home, clock) {
+        tools.register(tool);
+    }
     tools
+}
+
+/// The house: the built-in demo home (Home Assistant's client is not part
+/// of this build; the configuration refuses `HA_URL`).
+fn build_home(config: &Config, clock: Arc<dyn Clock>) -> Arc<dyn Home> {
+    let latency = Duration::from_millis(config.file.home.demo_latency_ms);
+    Arc::new(DemoHome::new(clock).with_latency(latency))
 }
 
 /// Checks the agent profiles of `config` as `serve` would.
 pub fn check_agents(config: &Config) -> anyhow::Result<()> {
-    build_agents(config, &builtin_tools(Arc::new(SystemClock))).map(|_| ())
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    build_agents(config, &builtin_tools(clock.clone(), build_home(config, clock))).map(|_| ())
 }
 
 /// Opens (and migrates) the configured database: `DATABASE_URL`, or the
@@ -230,8 +243,24 @@ pub async fn verify_audit(config: &Config) -> anyhow::Result<Result<String, Stri
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let tools = builtin_tools(clock.clone());
-    let agents = build_agents(&config, &tools)?;
+    let home = build_home(&config, clock.clone());
+    if home.is_demo() {
+        tracing::warn!(
+            "no Home Assistant is configured: running against the built-in demo home, a simulated house; \
+nothing real is controlled"
+        );
+    }
+    let demo = home.is_demo();
+    let tools = builtin_tools(clock.clone(), home);
+    let mut agents = build_agents(&config, &tools)?;
+    if demo {
+        for id in ["architect", "librarian"] {
+            if let Some(mut agent) = agents.get(id).cloned() {
+                agent.system_prompt.push_str(steward_core::agent::DEMO_HOME_NOTE);
+                agents.insert(agent);
+            }
+        }
+    }
     let store = open_store(&config, clock.clone()).await?;
     let store_desc = steward_store::redact_url(store.url());
     let store: Arc<dyn Store> = Arc::new(store);

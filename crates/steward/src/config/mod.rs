@@ -49,6 +49,7 @@ pub struct FileConfig {
     pub engine: EngineSection,
     pub auth: AuthSection,
     pub policy: PolicySection,
+    pub home: HomeSection,
     pub log: LogSection,
     /// Extra or overriding agent profiles, by id.
     pub agents: BTreeMap<String, AgentSection>,
@@ -98,6 +99,18 @@ impl Default for EngineSection {
         let d = steward_core::EngineLimits::default();
         EngineSection { max_steps: d.max_steps, max_parallel_tools: d.max_parallel_tools, debug: false }
     }
+}
+
+/// `[home]`: the house Steward sees. Without a URL, the built-in demo home.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HomeSection {
+    /// Home Assistant's base URL (`HA_URL`), e.g. `http://homeassistant.local:8123`.
+    pub url: Option<String>,
+    /// A long-lived access token (`HA_TOKEN`).
+    pub token: Option<Secret>,
+    /// The demo home waits this long in every service call, like a slow house.
+    pub demo_latency_ms: u64,
 }
 
 /// `[policy]`: how tool calls are decided; see `steward_core::policy` for
@@ -308,6 +321,22 @@ impl Config {
         if let Some(v) = env.var("DATABASE_URL") {
             file.storage.database_url = Some(Secret::new(v));
         }
+        if let Some(v) = env.var("HA_URL").filter(|v| !v.trim().is_empty()) {
+            file.home.url = Some(v.trim().to_string());
+        }
+        if let Some(v) = env.var("HA_TOKEN").filter(|v| !v.trim().is_empty()) {
+            file.home.token = Some(Secret::new(v.trim()));
+        }
+        if let Some(v) = env.var("STEWARD_DEMO_LATENCY_MS") {
+            match v.trim().parse::<u64>() {
+                Ok(n) => file.home.demo_latency_ms = n,
+                Err(_) => problems.push(Problem {
+                    key: "STEWARD_DEMO_LATENCY_MS".into(),
+                    message: format!("'{v}' is not a number of milliseconds"),
+                    fix: "set it to a whole number, e.g. 0 (the default) or 2000".into(),
+                }),
+            }
+        }
         llm::apply_env(&mut file.llm, env);
         if let Some(v) = env.var("STEWARD_API_KEYS") {
             file.auth.api_keys = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -422,6 +451,20 @@ impl Config {
                 });
             }
         }
+        if f.home.url.is_some() {
+            p.push(Problem {
+                key: "home.url (HA_URL)".into(),
+                message: "this build of Steward has no Home Assistant client yet, so it cannot reach that house".into(),
+                fix: "unset HA_URL to run against the built-in demo home".into(),
+            });
+        }
+        if f.home.demo_latency_ms > 60_000 {
+            p.push(Problem {
+                key: "home.demo_latency_ms (STEWARD_DEMO_LATENCY_MS)".into(),
+                message: format!("{} ms is longer than any tool waits", f.home.demo_latency_ms),
+                fix: "use at most 60000".into(),
+            });
+        }
         if !(10..=7 * 86_400).contains(&f.policy.approval_ttl_secs) {
             p.push(Problem {
                 key: "policy.approval_ttl_secs".into(),
@@ -472,7 +515,7 @@ impl Config {
 
     /// The database URL, defaulting to SQLite in the data directory.
     /// Every secret value the configuration holds, for redaction: provider
-    /// keys and the database password.
+    /// keys, the Home Assistant token and the database password.
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets: Vec<String> = self
             .file
