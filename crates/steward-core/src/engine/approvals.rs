@@ -126,14 +126,49 @@ fn by_whom(a: &Approval) -> String {
     }
 }
 
+/// A tool's output as a person wants to read it: for JSON that reports
+/// entities, one line per entity and its new state; otherwise the text,
+/// shortened.
+fn readable_outcome(output: &str) -> String {
+    fn collect(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let id = map.get("entity_id").and_then(|i| i.as_str());
+                let state = map.get("now").or_else(|| map.get("state")).and_then(|s| s.as_str());
+                if let (Some(id), Some(state)) = (id, state) {
+                    let name = map.get("name").and_then(|n| n.as_str()).map(|n| format!("{n} ({id})"));
+                    out.push(format!("{} is now {state}", name.unwrap_or_else(|| id.to_string())));
+                } else {
+                    map.values().for_each(|v| collect(v, out));
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let output = output.trim();
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(output) {
+        let mut lines = Vec::new();
+        collect(&v, &mut lines);
+        if !lines.is_empty() {
+            let more = lines.len().saturating_sub(10);
+            lines.truncate(10);
+            if more > 0 {
+                lines.push(format!("and {more} more"));
+            }
+            return lines.join("\n");
+        }
+    }
+    if output.chars().count() > 400 {
+        format!("{}…", output.chars().take(400).collect::<String>())
+    } else {
+        output.to_string()
+    }
+}
+
 /// How an approval turned out, for the person and the conversation.
 fn outcome_line(a: &Approval) -> String {
-    let outcome = a.outcome.as_deref().unwrap_or("").trim();
-    let outcome = if outcome.chars().count() > 400 {
-        format!("{}…", outcome.chars().take(400).collect::<String>())
-    } else {
-        outcome.to_string()
-    };
+    let outcome = readable_outcome(a.outcome.as_deref().unwrap_or(""));
     match a.status {
         ApprovalStatus::Executed => format!("Done ({}): {}.\n{outcome}", a.id, a.preview.summary),
         ApprovalStatus::Failed => format!("Failed ({}): {}. {outcome}", a.id, a.preview.summary),
@@ -700,6 +735,17 @@ mod tests {
         ] {
             assert_eq!(parse_chat_decision(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn outcomes_read_as_entity_states_or_short_text() {
+        let json =
+            r#"{"done":"light.turn_on","entities":[{"entity_id":"light.k","name":"Kitchen","was":"off","now":"on"}]}"#;
+        assert_eq!(readable_outcome(json), "Kitchen (light.k) is now on");
+        assert_eq!(readable_outcome(r#"{"entity_id":"switch.x","state":"off"}"#), "switch.x is now off");
+        assert_eq!(readable_outcome("  plain text "), "plain text");
+        assert_eq!(readable_outcome(&"x".repeat(500)).chars().count(), 401);
+        assert_eq!(readable_outcome(r#"{"ok":true}"#), r#"{"ok":true}"#);
     }
 
     #[test]
