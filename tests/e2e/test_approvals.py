@@ -229,3 +229,35 @@ def test_the_demo_home_says_so(steward, llm):
     system = llm.chat_requests()[-1]["body"]["messages"][0]["content"]
     assert "built-in demo home, a simulated house" in system, system
     assert "running against the built-in demo home" in steward.proc.logs()
+
+
+def test_debug_mode_logs_tool_io_with_secrets_redacted(workdir, scripted, llm):
+    toml = "[engine]\ndebug = true\n"
+    env = {"OPENAI_BASE_URL": scripted.base_url, "OPENAI_API_KEY": UPSTREAM_KEY}
+    server = start_steward("steward-debug", workdir, env, toml)
+    try:
+        # The model puts the provider's key into a tool call; the tool's
+        # error quotes it back.
+        arguments = json.dumps({"entity_id": f"light.{UPSTREAM_KEY}"})
+        llm.script(tool_call("get_state", arguments), text("done"))
+        r = server.http.post("/api/conversations", json={})
+        conversation_id = r.json()["id"]
+        r = server.http.post(
+            f"/api/conversations/{conversation_id}/messages", params={"stream": "true"}, json={"content": "x"}
+        )
+        assert r.status_code == 200, r.text
+        debug = [
+            json.loads(line[len("data: ") :])
+            for line in r.text.splitlines()
+            if line.startswith("data: ") and '"type":"tool_debug"' in line
+        ]
+        assert [d["phase"] for d in debug] == ["input", "output"], r.text
+        assert json.loads(debug[0]["content"]) == {"entity_id": "light.[redacted]"}
+        assert "[redacted]" in debug[1]["content"], debug[1]
+        time.sleep(0.2)
+        logs = server.proc.logs(max_lines=2000)
+        assert "tool i/o" in logs, logs
+        assert UPSTREAM_KEY not in logs, logs
+    finally:
+        server.http.close()
+        server.proc.stop()
