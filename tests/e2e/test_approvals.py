@@ -261,3 +261,39 @@ def test_debug_mode_logs_tool_io_with_secrets_redacted(workdir, scripted, llm):
     finally:
         server.http.close()
         server.proc.stop()
+
+
+def test_an_approved_automation_is_committed_to_the_git_audit_repository(workdir, scripted, llm, tmp_path):
+    repo = tmp_path / "infra-audit"
+    toml = f'[audit]\ngit_repo = "{repo}"\n'
+    env = {"OPENAI_BASE_URL": scripted.base_url, "OPENAI_API_KEY": UPSTREAM_KEY}
+    server = start_steward("steward-git-audit", workdir, env, toml)
+    try:
+        config = {
+            "alias": "Porch light at sunset",
+            "triggers": [{"trigger": "sun", "event": "sunset"}],
+            "actions": [{"action": "light.turn_on", "target": {"entity_id": "light.garden_path"}}],
+            "mode": "single",
+        }
+        llm.script(tool_call("save_automation", json.dumps({"id": "porch_light", "config": config})))
+        r = server.http.post("/api/conversations", json={})
+        conversation_id = r.json()["id"]
+        r = server.http.post(f"/api/conversations/{conversation_id}/messages", json={"content": "porch light at sunset"})
+        asked = r.json()["content"]
+        assert "create automation 'Porch light at sunset' (porch_light)" in asked, asked
+        assert '+  "alias": "Porch light at sunset",' in asked, "the preview is a diff"
+        [approval] = proposals(server, conversation_id=conversation_id)
+
+        r = server.http.post(f"/api/conversations/{conversation_id}/messages", json={"content": "approve"})
+        assert f"Done ({approval['id']})" in r.json()["content"], r.json()
+        log = subprocess.run(
+            ["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        assert log == [f"infra({approval['id']}): save automation porch_light: Porch light at sunset"], log
+        saved = json.loads((repo / "automations" / "porch_light.json").read_text())
+        assert saved == config
+        outcome = server.http.get(f"/api/proposals/{approval['id']}").json()["outcome"]
+        assert '"commit"' in outcome, outcome
+    finally:
+        server.http.close()
+        server.proc.stop()

@@ -73,7 +73,7 @@ impl AgentProfile {
             id: "architect".into(),
             purpose: "Answers, uses the home's tools and routes work to the specialists.".into(),
             system_prompt: ARCHITECT_PROMPT.into(),
-            tools: ["get_current_time", "control_entity"]
+            tools: ["get_current_time", "control_entity", "save_automation", "delete_automation"]
                 .iter()
                 .chain(HOME_READ_TOOLS)
                 .map(|t| t.to_string())

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod changes;
 pub mod clock;
 pub mod engine;
 pub mod gateway;

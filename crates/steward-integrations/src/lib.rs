@@ -5,5 +5,6 @@
 //! Assistant is configured.
 
 pub mod demo;
+pub mod git_audit;
 
 pub use demo::DemoHome;

@@ -4,13 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use steward_core::home::tools::home_tools;
+use steward_core::changes::ChangeRecorder;
+use steward_core::home::tools::{home_tools, DeleteAutomation, SaveAutomation};
 use steward_core::tools::CurrentTime;
 use steward_core::{
     AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Home, Llm, Redactor, RulePolicy, Store,
     SystemClock, ToolRegistry, UnconfiguredLlm,
 };
 use steward_integrations::demo::DemoHome;
+use steward_integrations::git_audit::GitAudit;
 use steward_llm::anthropic::{Anthropic, AnthropicConfig};
 use steward_llm::gemini::{Gemini, GeminiConfig};
 use steward_llm::ollama::{Ollama, OllamaConfig};
@@ -168,14 +170,27 @@ fn build_agents(config: &Config, tools: &ToolRegistry) -> anyhow::Result<AgentRe
     Ok(agents)
 }
 
-/// The tools every agent can be given.
-fn builtin_tools(clock: Arc<dyn Clock>, home: Arc<dyn Home>) -> ToolRegistry {
+/// The tools every agent can be given. Applied configuration changes go to
+/// `changes` (the git audit) when it is configured.
+fn builtin_tools(clock: Arc<dyn Clock>, home: Arc<dyn Home>, changes: Option<Arc<dyn ChangeRecorder>>) -> ToolRegistry {
     let mut tools = ToolRegistry::new();
     tools.register(Arc::new(CurrentTime::new(clock.clone())));
-    for tool in home_tools(home, clock) {
+    for tool in home_tools(home.clone(), clock) {
         tools.register(tool);
     }
+    tools.register(Arc::new(SaveAutomation::new(home.clone(), changes.clone())));
+    tools.register(Arc::new(DeleteAutomation::new(home, changes)));
     tools
+}
+
+/// The git audit repository, when `[audit] git_repo` is set.
+async fn open_git_audit(config: &Config) -> anyhow::Result<Option<Arc<dyn ChangeRecorder>>> {
+    let Some(repo) = &config.file.audit.git_repo else { return Ok(None) };
+    let audit = GitAudit::open(repo.clone(), Redactor::new(config.secrets()))
+        .await
+        .map_err(|e| anyhow::anyhow!("audit.git_repo: {e}"))?;
+    tracing::info!(repo = %repo.display(), "applied configuration changes are committed to the git audit repository");
+    Ok(Some(Arc::new(audit)))
 }
 
 /// The house: the built-in demo home (Home Assistant's client is not part
@@ -188,7 +203,7 @@ fn build_home(config: &Config, clock: Arc<dyn Clock>) -> Arc<dyn Home> {
 /// Checks the agent profiles of `config` as `serve` would.
 pub fn check_agents(config: &Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    build_agents(config, &builtin_tools(clock.clone(), build_home(config, clock))).map(|_| ())
+    build_agents(config, &builtin_tools(clock.clone(), build_home(config, clock), None)).map(|_| ())
 }
 
 /// Opens (and migrates) the configured database: `DATABASE_URL`, or the
@@ -251,7 +266,8 @@ nothing real is controlled"
         );
     }
     let demo = home.is_demo();
-    let tools = builtin_tools(clock.clone(), home);
+    let changes = open_git_audit(&config).await?;
+    let tools = builtin_tools(clock.clone(), home, changes);
     let mut agents = build_agents(&config, &tools)?;
     if demo {
         for id in ["architect", "librarian"] {

@@ -7,6 +7,7 @@
 //! Outputs are compact JSON, sized to fit a model's context; each tool says
 //! how much it left out so the model can narrow instead of repeating.
 
+mod automation;
 mod control;
 mod history;
 
@@ -25,6 +26,7 @@ use crate::clock::Clock;
 use crate::tool::{Tool, ToolContext, ToolError, ToolSpec};
 use crate::tools::rfc3339;
 
+pub use automation::{line_diff, DeleteAutomation, SaveAutomation};
 pub use control::ControlEntity;
 pub use history::GetEntityHistory;
 

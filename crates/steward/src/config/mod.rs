@@ -50,6 +50,7 @@ pub struct FileConfig {
     pub auth: AuthSection,
     pub policy: PolicySection,
     pub home: HomeSection,
+    pub audit: AuditSection,
     pub log: LogSection,
     /// Extra or overriding agent profiles, by id.
     pub agents: BTreeMap<String, AgentSection>,
@@ -111,6 +112,15 @@ pub struct HomeSection {
     pub token: Option<Secret>,
     /// The demo home waits this long in every service call, like a slow house.
     pub demo_latency_ms: u64,
+}
+
+/// `[audit]`: where applied configuration changes are also recorded.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// A git repository (created when missing) that gets a commit
+    /// `infra(<approval-id>): <summary>` for every applied configuration change.
+    pub git_repo: Option<PathBuf>,
 }
 
 /// `[policy]`: how tool calls are decided; see `steward_core::policy` for
