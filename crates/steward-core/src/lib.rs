@@ -35,6 +35,6 @@ pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, Tool
 pub use metrics::Metrics;
 pub use policy::{CallFacts, Decision, Policy, Preset, Rule, RulePolicy};
 pub use redact::Redactor;
-pub use store::{ApprovalDecision, ApprovalFilter, NewMessage, Store, StoreError};
+pub use store::{ApprovalDecision, ApprovalFilter, EntityFilter, NewMessage, Store, StoreError};
 pub use tool::{ApprovalRef, Tool, ToolContext, ToolError, ToolRegistry, ToolSpec};
 pub use usage::{UsageGroup, UsageRecord, UsageTotal};

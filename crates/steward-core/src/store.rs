@@ -2,7 +2,7 @@
 //! SQLite (the embedded default) and PostgreSQL.
 
 use async_trait::async_trait;
-use steward_protocol::api::{Conversation, StoredMessage};
+use steward_protocol::api::{CatalogEntity, Conversation, StoredMessage};
 use steward_protocol::approval::{Approval, ApprovalScope, ApprovalStatus};
 use steward_protocol::Message;
 
@@ -135,12 +135,67 @@ pub trait Store: Send + Sync + 'static {
         Err(no_approvals())
     }
 
+    /// Replaces the whole entity catalog, atomically (a full sync).
+    async fn replace_entities(&self, entities: &[CatalogEntity]) -> Result<(), StoreError> {
+        let _ = entities;
+        Err(no_catalog())
+    }
+
+    /// Adds or updates one entity of the catalog.
+    async fn upsert_entity(&self, entity: &CatalogEntity) -> Result<(), StoreError> {
+        let _ = entity;
+        Err(no_catalog())
+    }
+
+    async fn remove_entity(&self, entity_id: &str) -> Result<(), StoreError> {
+        let _ = entity_id;
+        Err(no_catalog())
+    }
+
+    /// Catalog entities matching `filter`, by entity id, and how many
+    /// matched before the limit.
+    async fn list_entities(&self, filter: &EntityFilter) -> Result<(Vec<CatalogEntity>, usize), StoreError> {
+        let _ = filter;
+        Err(no_catalog())
+    }
+
     /// Turns debug mode (tool inputs and outputs streamed verbatim, secrets
     /// redacted) on or off for one conversation.
     async fn set_conversation_debug(&self, conversation_id: &str, debug: bool) -> Result<(), StoreError> {
         let _ = (conversation_id, debug);
         Err(StoreError::Database("this store keeps no conversation settings".into()))
     }
+}
+
+fn no_catalog() -> StoreError {
+    StoreError::Database("this store keeps no entity catalog".into())
+}
+
+/// Which catalog entities to list. Every set field must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityFilter {
+    pub domain: Option<String>,
+    /// An area id or an area name, any case.
+    pub area: Option<String>,
+    /// Words that must all appear in the id, name, aliases, area or device.
+    pub search: Option<String>,
+    pub limit: u32,
+}
+
+impl Default for EntityFilter {
+    fn default() -> Self {
+        EntityFilter { domain: None, area: None, search: None, limit: 1000 }
+    }
+}
+
+/// The lower-cased text an entity's free-text search matches.
+pub fn entity_search_text(e: &CatalogEntity) -> String {
+    let mut parts = vec![e.entity_id.clone(), e.name.clone()];
+    parts.extend(e.aliases.iter().cloned());
+    parts.extend(e.area.iter().cloned());
+    parts.extend(e.area_id.iter().cloned());
+    parts.extend(e.device.iter().cloned());
+    parts.join(" | ").to_lowercase()
 }
 
 fn no_approvals() -> StoreError {

@@ -207,3 +207,55 @@ pub struct AuditVerification {
     pub first_bad_seq: Option<i64>,
     pub reason: Option<String>,
 }
+
+/// One entity of the home's catalog, as stored and served by `GET /api/entities`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct CatalogEntity {
+    pub entity_id: String,
+    pub domain: String,
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area_id: Option<String>,
+    /// The area's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// The device's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    pub state: String,
+    /// The state attributes, a JSON object.
+    pub attributes: serde_json::Value,
+    /// Milliseconds since the Unix epoch.
+    pub last_changed: i64,
+    pub last_updated: i64,
+    pub available: bool,
+}
+
+/// `GET /api/entities`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct EntityList {
+    pub entities: Vec<CatalogEntity>,
+    /// How many matched before `limit`.
+    pub total: usize,
+}
+
+/// `POST /api/entities/query`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityQuery {
+    pub query: String,
+}
+
+/// The answer to an [`EntityQuery`], from the catalog alone.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct EntityAnswer {
+    pub answer: String,
+    /// The entities the answer is about.
+    pub entities: Vec<CatalogEntity>,
+    /// How the question was read: `intent` (understood locally) or `search`.
+    pub method: String,
+}

@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod body;
+mod entities;
 mod error;
 mod gateway;
 mod health;
@@ -80,6 +81,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/conversations", post(native::create_conversation).get(native::list_conversations))
         .route("/api/conversations/{id}", get(native::get_conversation).patch(native::patch_conversation))
         .route("/api/conversations/{id}/messages", post(native::post_message))
+        .route("/api/entities", get(entities::list))
         .route("/api/proposals", get(proposals::list))
         .route("/api/proposals/{id}", get(proposals::get))
         .route("/api/proposals/{id}/approve", post(proposals::approve))

@@ -19,13 +19,15 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Row, Transaction};
 use steward_core::audit::{self, AuditEntry, NewAuditEntry};
 use steward_core::{
-    ApprovalDecision, ApprovalFilter, Clock, NewMessage, Store, StoreError, UsageGroup, UsageRecord, UsageTotal,
+    ApprovalDecision, ApprovalFilter, Clock, EntityFilter, NewMessage, Store, StoreError, UsageGroup, UsageRecord,
+    UsageTotal,
 };
-use steward_protocol::api::{Conversation, StoredMessage};
+use steward_protocol::api::{CatalogEntity, Conversation, StoredMessage};
 use steward_protocol::approval::{Approval, ApprovalStatus};
 use steward_protocol::{Role, ToolCall};
 
 mod approvals;
+mod entities;
 mod migrate;
 mod url;
 
@@ -214,7 +216,7 @@ impl SqlStore {
     /// A transaction that will write: on SQLite `BEGIN IMMEDIATE` takes the
     /// write lock up front (waiting up to the busy timeout) instead of
     /// failing when a read lock cannot be upgraded.
-    async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>, sqlx::Error> {
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
@@ -793,6 +795,22 @@ impl Store for SqlStore {
 
     async fn has_conversation_grant(&self, conversation_id: &str, kind: &str) -> Result<bool, StoreError> {
         self.select_grant(conversation_id, kind).await
+    }
+
+    async fn replace_entities(&self, entities: &[CatalogEntity]) -> Result<(), StoreError> {
+        self.replace_all_entities(entities).await
+    }
+
+    async fn upsert_entity(&self, entity: &CatalogEntity) -> Result<(), StoreError> {
+        self.upsert_one_entity(entity).await
+    }
+
+    async fn remove_entity(&self, entity_id: &str) -> Result<(), StoreError> {
+        self.delete_entity(entity_id).await
+    }
+
+    async fn list_entities(&self, filter: &EntityFilter) -> Result<(Vec<CatalogEntity>, usize), StoreError> {
+        self.select_entities(filter).await
     }
 
     async fn set_conversation_debug(&self, conversation_id: &str, debug: bool) -> Result<(), StoreError> {

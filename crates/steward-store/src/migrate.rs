@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "0003_usage_ledger", sql: include_str!("../migrations/0003_usage_ledger.sql") },
     Migration { version: 4, name: "0004_audit_log", sql: include_str!("../migrations/0004_audit_log.sql") },
     Migration { version: 5, name: "0005_approvals", sql: include_str!("../migrations/0005_approvals.sql") },
+    Migration { version: 6, name: "0006_entities", sql: include_str!("../migrations/0006_entities.sql") },
 ];
 
 /// `pg_advisory_lock` key for migrations ("Steward\0" in ASCII).

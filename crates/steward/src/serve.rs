@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use steward_core::changes::ChangeRecorder;
+use steward_core::home::catalog::spawn_catalog_sync;
 use steward_core::home::tools::{home_tools, DeleteAutomation, SaveAutomation};
 use steward_core::tools::CurrentTime;
 use steward_core::{
@@ -267,7 +268,7 @@ nothing real is controlled"
     }
     let demo = home.is_demo();
     let changes = open_git_audit(&config).await?;
-    let tools = builtin_tools(clock.clone(), home, changes);
+    let tools = builtin_tools(clock.clone(), home.clone(), changes);
     let mut agents = build_agents(&config, &tools)?;
     if demo {
         for id in ["architect", "librarian"] {
@@ -317,6 +318,7 @@ nothing real is controlled"
         tracing::warn!(approval = %id, "an approved action was interrupted by the restart; marked failed, not rerun");
     }
     let sweeper = tokio::spawn(expire_approvals(engine.clone()));
+    let catalog = spawn_catalog_sync(home, engine.store().clone(), Duration::from_secs(10));
 
     let mut digests = Vec::new();
     for d in &config.file.auth.api_keys {
@@ -355,6 +357,7 @@ nothing real is controlled"
     }
     let served = steward_server::serve(listener, state, shutdown_signal()).await.context("the server failed");
     sweeper.abort();
+    catalog.abort();
     served?;
     // Calls made before the shutdown still land in the ledger, so budgets
     // resume from them after a restart.

@@ -11,6 +11,7 @@
 //! [`tools`] holds the agent tools built on the trait.
 
 mod analysis;
+pub mod catalog;
 mod search;
 pub mod tools;
 mod types;

@@ -1,6 +1,7 @@
 mod approvals;
 mod audit;
 mod bad_input;
+mod entities;
 mod gateway;
 mod native;
 mod openai;

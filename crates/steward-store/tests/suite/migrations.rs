@@ -34,7 +34,8 @@ async fn connecting_twice_is_a_no_op(db: &TestDb) {
             (2, "0002_client_fingerprint".to_string(), T0),
             (3, "0003_usage_ledger".to_string(), T0),
             (4, "0004_audit_log".to_string(), T0),
-            (5, "0005_approvals".to_string(), T0)
+            (5, "0005_approvals".to_string(), T0),
+            (6, "0006_entities".to_string(), T0)
         ]
     );
 
@@ -69,7 +70,8 @@ async fn concurrent_first_connects_migrate_once(db: &TestDb) {
                 (2, "0002_client_fingerprint".to_string(), T0),
                 (3, "0003_usage_ledger".to_string(), T0),
                 (4, "0004_audit_log".to_string(), T0),
-                (5, "0005_approvals".to_string(), T0)
+                (5, "0005_approvals".to_string(), T0),
+                (6, "0006_entities".to_string(), T0)
             ]
         );
     }

@@ -5,5 +5,6 @@ mod approvals;
 mod audit;
 mod connect;
 mod conversations;
+mod entities;
 mod messages;
 mod migrations;
