@@ -228,6 +228,9 @@ def test_the_demo_home_says_so(steward, llm):
     steward.client().chat.completions.create(model="architect", messages=[{"role": "user", "content": "hi"}])
     system = llm.chat_requests()[-1]["body"]["messages"][0]["content"]
     assert "built-in demo home, a simulated house" in system, system
+    # The home's compact summary, not its catalog.
+    assert "63 entities. Areas: Kitchen" in system and "Domains: " in system, system
+    assert "light.kitchen_ceiling" not in system, system
     assert "running against the built-in demo home" in steward.proc.logs()
 
 

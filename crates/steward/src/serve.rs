@@ -292,6 +292,7 @@ nothing real is controlled"
         approval_ttl: Duration::from_secs(config.file.policy.approval_ttl_secs),
         debug: config.file.engine.debug,
         redactor: Redactor::new(config.secrets()),
+        home: Some(home.clone()),
     };
     let engine = Engine::with_options(
         EngineParts {

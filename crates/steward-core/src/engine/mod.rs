@@ -21,6 +21,7 @@ use tracing::{info_span, Instrument};
 
 use crate::agent::{AgentProfile, AgentRegistry};
 use crate::clock::Clock;
+use crate::home::Home;
 use crate::llm::{Llm, LlmChunk, LlmErrorKind, LlmRequest, NOT_CONFIGURED_HELP};
 use crate::metrics::Metrics;
 use crate::policy::{CallFacts, Decision, Policy, StrictPolicy};
@@ -44,8 +45,9 @@ impl Default for EngineLimits {
     }
 }
 
-/// How the engine treats approvals, debugging and secrets.
-#[derive(Debug, Clone)]
+/// How the engine treats approvals, debugging and secrets, and the home
+/// its agents see.
+#[derive(Clone)]
 pub struct EngineOptions {
     /// How long an approval waits for a person before it expires.
     pub approval_ttl: Duration,
@@ -54,11 +56,30 @@ pub struct EngineOptions {
     pub debug: bool,
     /// Blanks configured secrets wherever tool I/O is shown or logged.
     pub redactor: Redactor,
+    /// The home: agents with home tools get its compact summary (areas and
+    /// counts by domain, never the whole catalog) in their prompt.
+    pub home: Option<Arc<dyn Home>>,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("approval_ttl", &self.approval_ttl)
+            .field("debug", &self.debug)
+            .field("redactor", &self.redactor)
+            .field("home", &self.home.as_ref().map(|h| h.name().to_string()))
+            .finish()
+    }
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { approval_ttl: Duration::from_secs(30 * 60), debug: false, redactor: Redactor::default() }
+        EngineOptions {
+            approval_ttl: Duration::from_secs(30 * 60),
+            debug: false,
+            redactor: Redactor::default(),
+            home: None,
+        }
     }
 }
 
@@ -381,6 +402,7 @@ impl Engine {
             decision,
             debug,
             requested: Mutex::new(Vec::new()),
+            home_context: None,
         };
         let span = info_span!(
             "turn",
@@ -446,6 +468,8 @@ struct TurnRun {
     debug: bool,
     /// Approvals this step's calls asked for.
     requested: Mutex<Vec<Approval>>,
+    /// The home's compact summary, for agents with home tools.
+    home_context: Option<String>,
 }
 
 /// How a turn ended, for metrics and the span.
@@ -506,7 +530,10 @@ impl TurnRun {
 
         let (outcome, steps) = match self.decision.take() {
             Some(decision) => (self.run_decision(decision).await, 0),
-            None => self.run_steps().await,
+            None => {
+                self.home_context = self.home_summary().await;
+                self.run_steps().await
+            }
         };
         let span = tracing::Span::current();
         span.record("steps", steps);
@@ -640,9 +667,31 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
         (self.say(note, FinishReason::Length).await, steps)
     }
 
+    /// The home's summary, when this agent has home tools and there is a home.
+    async fn home_summary(&self) -> Option<String> {
+        let home = self.engine.inner.options.home.as_ref()?;
+        let uses_home = self.agent.tools.iter().any(|t| crate::agent::HOME_READ_TOOLS.contains(&t.as_str()));
+        if !uses_home {
+            return None;
+        }
+        match futures::future::try_join(home.entities(), home.areas()).await {
+            Ok((entities, areas)) => {
+                Some(crate::home::summary::prompt_summary(home.name(), home.is_demo(), &entities, &areas))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the home did not answer; the prompt goes without its summary");
+                Some(format!("The home cannot be reached right now: {e}"))
+            }
+        }
+    }
+
     fn request(&self) -> LlmRequest {
         let mut messages = Vec::with_capacity(self.context.len() + 1);
-        messages.push(Message::system(self.agent.system_prompt.clone()));
+        let system = match &self.home_context {
+            Some(home) => format!("{}\n\n{home}", self.agent.system_prompt),
+            None => self.agent.system_prompt.clone(),
+        };
+        messages.push(Message::system(system));
         messages.extend(self.context.iter().cloned());
         let tools = &self.engine.inner.tools;
         LlmRequest {

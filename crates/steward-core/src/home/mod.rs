@@ -13,6 +13,7 @@
 mod analysis;
 pub mod catalog;
 mod search;
+pub mod summary;
 pub mod tools;
 mod types;
 

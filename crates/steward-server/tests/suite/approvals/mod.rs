@@ -250,6 +250,7 @@ pub async fn approvals_with(setup: Setup) -> Approvals {
             approval_ttl: Duration::from_secs(600),
             debug: setup.debug,
             redactor: Redactor::new([SECRET.to_string()]),
+            home: None,
         },
     );
     let state = AppState::new(engine.clone(), ServerSettings::default());
