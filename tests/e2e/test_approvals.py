@@ -35,7 +35,8 @@ def audit_actions(steward, approval_id: str) -> list[str]:
 def test_chat_approval_through_the_sdk_with_the_history_resent(steward, llm):
     llm.script(tool_call("control_entity", KITCHEN_ON))
     client = steward.client()
-    history = [{"role": "user", "content": "turn on the kitchen light at 40%"}]
+    # Worded so the local intent engine leaves it to the model.
+    history = [{"role": "user", "content": "it is a bit dark while I cook, could you help with that?"}]
     raw = client.chat.completions.with_raw_response.create(model="architect", messages=history)
     conversation_id = raw.headers[CONVERSATION_HEADER]
     asked = raw.parse().choices[0].message.content
@@ -300,3 +301,20 @@ def test_an_approved_automation_is_committed_to_the_git_audit_repository(workdir
     finally:
         server.http.close()
         server.proc.stop()
+
+
+def test_a_home_command_is_understood_locally_and_still_asks(steward, llm):
+    client = steward.client()
+    history = [{"role": "user", "content": "unlock the back door lock"}]
+    raw = client.chat.completions.with_raw_response.create(model="architect", messages=history)
+    asked = raw.parse().choices[0].message.content
+    assert "lock.unlock on Back Door Lock (lock.back_door, now locked)" in asked, asked
+    assert llm.chat_requests() == [], "understood without a model"
+    history += [{"role": "assistant", "content": asked}, {"role": "user", "content": "reject"}]
+    reply = client.chat.completions.create(model="architect", messages=history)
+    assert reply.choices[0].message.content.startswith("Rejected ("), reply
+    answer = client.chat.completions.create(
+        model="architect", messages=[{"role": "user", "content": "is the back door locked?"}]
+    )
+    assert "locked" in answer.choices[0].message.content.lower(), answer
+    assert llm.chat_requests() == []

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod engine;
 pub mod gateway;
 pub mod home;
+pub mod intent;
 pub mod llm;
 pub mod metrics;
 pub mod policy;
@@ -31,6 +32,7 @@ pub use engine::{
 };
 pub use gateway::Gateway;
 pub use home::{Entity, Home, HomeError, ServiceCall, StateChanged};
+pub use intent::{Action, Intent, IntentEngine, QueryKind, Understanding, CONFIDENCE_THRESHOLD};
 pub use llm::{Llm, LlmChunk, LlmError, LlmErrorKind, LlmRequest, LlmStream, ToolDefinition, UnconfiguredLlm};
 pub use metrics::Metrics;
 pub use policy::{CallFacts, Decision, Policy, Preset, Rule, RulePolicy};

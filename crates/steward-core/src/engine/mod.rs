@@ -148,10 +148,13 @@ struct Inner {
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
     /// One turn at a time per conversation, by conversation id.
     conversation_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The local intent engine, built for the catalog's current shape.
+    intents: Mutex<local::IntentCache>,
 }
 
 mod approvals;
 mod history;
+mod local;
 pub use approvals::{call_kind, parse_chat_decision, ChatDecision, DecideError, Recovery, Which};
 pub use history::{client_fingerprint, repair_dangling_tool_calls};
 
@@ -190,6 +193,7 @@ impl Engine {
                 metrics: Arc::new(Metrics::default()),
                 running: Mutex::new(HashMap::new()),
                 conversation_locks: Mutex::new(HashMap::new()),
+                intents: Mutex::new(local::IntentCache::default()),
             }),
         }
     }
@@ -530,10 +534,23 @@ impl TurnRun {
 
         let (outcome, steps) = match self.decision.take() {
             Some(decision) => (self.run_decision(decision).await, 0),
-            None => {
-                self.home_context = self.home_summary().await;
-                self.run_steps().await
-            }
+            None => match self.home_snapshot().await {
+                Some(Ok(snapshot)) => {
+                    let home = self.engine.inner.options.home.as_ref().map(|h| (h.name().to_string(), h.is_demo()));
+                    let (name, demo) = home.unwrap_or_default();
+                    self.home_context =
+                        Some(crate::home::summary::prompt_summary(&name, demo, &snapshot.entities, &snapshot.areas));
+                    match self.understand_locally(&snapshot) {
+                        Some(understanding) => (self.run_locally(understanding, snapshot).await, 0),
+                        None => self.run_steps().await,
+                    }
+                }
+                Some(Err(e)) => {
+                    self.home_context = Some(format!("The home cannot be reached right now: {e}"));
+                    self.run_steps().await
+                }
+                None => self.run_steps().await,
+            },
         };
         let span = tracing::Span::current();
         span.record("steps", steps);
@@ -667,22 +684,25 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
         (self.say(note, FinishReason::Length).await, steps)
     }
 
-    /// The home's summary, when this agent has home tools and there is a home.
-    async fn home_summary(&self) -> Option<String> {
+    /// The home's entities and areas, when this agent has home tools and
+    /// there is a home.
+    async fn home_snapshot(&self) -> Option<Result<local::Snapshot, String>> {
         let home = self.engine.inner.options.home.as_ref()?;
-        let uses_home = self.agent.tools.iter().any(|t| crate::agent::HOME_READ_TOOLS.contains(&t.as_str()));
+        let uses_home = self
+            .agent
+            .tools
+            .iter()
+            .any(|t| t == "control_entity" || crate::agent::HOME_READ_TOOLS.contains(&t.as_str()));
         if !uses_home {
             return None;
         }
-        match futures::future::try_join(home.entities(), home.areas()).await {
-            Ok((entities, areas)) => {
-                Some(crate::home::summary::prompt_summary(home.name(), home.is_demo(), &entities, &areas))
-            }
+        Some(match futures::future::try_join(home.entities(), home.areas()).await {
+            Ok((entities, areas)) => Ok(local::Snapshot { entities, areas }),
             Err(e) => {
                 tracing::warn!(error = %e, "the home did not answer; the prompt goes without its summary");
-                Some(format!("The home cannot be reached right now: {e}"))
+                Err(e.to_string())
             }
-        }
+        })
     }
 
     fn request(&self) -> LlmRequest {

@@ -1,1 +1,2 @@
 mod home_tools;
+mod intent;

@@ -3,6 +3,7 @@ mod audit;
 mod bad_input;
 mod entities;
 mod gateway;
+mod local;
 mod native;
 mod openai;
 
