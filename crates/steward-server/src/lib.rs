@@ -82,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/conversations/{id}", get(native::get_conversation).patch(native::patch_conversation))
         .route("/api/conversations/{id}/messages", post(native::post_message))
         .route("/api/entities", get(entities::list))
+        .route("/api/entities/query", post(entities::query))
         .route("/api/proposals", get(proposals::list))
         .route("/api/proposals/{id}", get(proposals::get))
         .route("/api/proposals/{id}/approve", post(proposals::approve))

@@ -62,5 +62,28 @@ async fn the_catalog_is_synced_listed_filtered_and_kept_live() {
         h.get("/api/entities?q=light.hallway").await.json()["entities"][0]["state"] == after
     })
     .await;
+
+    // Questions answered from the catalog.
+    let r =
+        h.post_json("/api/entities/query", serde_json::json!({"query": "which lights are on in the kitchen?"})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = r.json();
+    assert_eq!(a["method"], "intent", "{a}");
+    assert!(a["entities"].as_array().unwrap().iter().all(|e| e["entity_id"].as_str().unwrap().starts_with("light.")));
+    let r = h.post_json("/api/entities/query", serde_json::json!({"query": "is the front door locked?"})).await;
+    let a = r.json();
+    assert!(a["answer"].as_str().unwrap().to_lowercase().contains("front door"), "{a}");
+    // What the intent engine cannot read is searched for.
+    let r = h.post_json("/api/entities/query", serde_json::json!({"query": "irrigation"})).await;
+    let a = r.json();
+    assert_eq!(a["method"], "search");
+    assert_eq!(a["entities"][0]["entity_id"], "switch.garden_irrigation", "{a}");
+    let r = h.post_json("/api/entities/query", serde_json::json!({"query": "zeppelins"})).await;
+    assert!(r.json()["answer"].as_str().unwrap().starts_with("No entity matches"));
+    // A command is not a question; an empty or malformed query is refused.
+    let r = h.post_json("/api/entities/query", serde_json::json!({"query": "turn off the hallway light"})).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(h.post_json("/api/entities/query", serde_json::json!({"query": " "})).await.status, 400);
+    assert_eq!(h.post_json("/api/entities/query", serde_json::json!({"q": "x"})).await.status, 400);
     sync.abort();
 }
