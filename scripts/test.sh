@@ -17,6 +17,20 @@ STEWARD_TEST_POSTGRES_URL=$(bash scripts/postgres.sh | tail -n 1)
 export STEWARD_TEST_POSTGRES_URL
 export STEWARD_REQUIRE_POSTGRES=1
 
+# --- Home Assistant for the steward-integrations suite ----------------------
+# A real Home Assistant Core (PyPI, venv under .ci-state) running the demo
+# integration on 127.0.0.1 (port 58123, or the next free one); the suite's
+# Home Assistant half must run, not skip.
+step "Home Assistant for the integration suite"
+ha_started=$(date +%s)
+HA_ENV_FILE=$(bash scripts/homeassistant.sh | tail -n 1)
+STEWARD_TEST_HA_URL=$(sed -n 's/^HA_URL=//p' "$HA_ENV_FILE")
+STEWARD_TEST_HA_TOKEN=$(sed -n 's/^HA_TOKEN=//p' "$HA_ENV_FILE")
+export STEWARD_TEST_HA_URL STEWARD_TEST_HA_TOKEN
+export STEWARD_REQUIRE_HA=1
+printf 'Home Assistant ready after %ss\n' "$(($(date +%s) - ha_started))" >&2
+# --- end of Home Assistant ---------------------------------------------------
+
 step "Python environment for the end-to-end suite (openai SDK, pytest)"
 if [ ! -x .venv/bin/python ]; then
     rm -rf .venv

@@ -17,8 +17,21 @@ use steward_core::{AgentProfile, Clock, SystemClock, Tool};
 use steward_integrations::DemoHome;
 
 const DOMAINS: &[&str] = &[
-    "light", "switch", "sensor", "binary_sensor", "climate", "cover", "lock", "media_player", "fan", "camera",
-    "vacuum", "alarm_control_panel", "input_boolean", "automation", "scene",
+    "light",
+    "switch",
+    "sensor",
+    "binary_sensor",
+    "climate",
+    "cover",
+    "lock",
+    "media_player",
+    "fan",
+    "camera",
+    "vacuum",
+    "alarm_control_panel",
+    "input_boolean",
+    "automation",
+    "scene",
 ];
 
 fn tokens(chars: usize) -> usize {
@@ -62,7 +75,12 @@ fn report(label: &str, system: &str, summary: &str, tools: &str, catalog: &str) 
     }
     let total = system.len() + tools.len();
     println!("  {:<32} {:>7} chars  ~{:>6} tokens", "total fixed prompt", total, tokens(total));
-    println!("  {:<32} {:>7} chars  ~{:>6} tokens", "(whole catalog as JSON, unused)", catalog.len(), tokens(catalog.len()));
+    println!(
+        "  {:<32} {:>7} chars  ~{:>6} tokens",
+        "(whole catalog as JSON, unused)",
+        catalog.len(),
+        tokens(catalog.len())
+    );
 }
 
 #[tokio::main(flavor = "current_thread")]

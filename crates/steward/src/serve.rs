@@ -14,6 +14,7 @@ use steward_core::{
 };
 use steward_integrations::demo::DemoHome;
 use steward_integrations::git_audit::GitAudit;
+use steward_integrations::homeassistant::HomeAssistant;
 use steward_llm::anthropic::{Anthropic, AnthropicConfig};
 use steward_llm::gemini::{Gemini, GeminiConfig};
 use steward_llm::ollama::{Ollama, OllamaConfig};
@@ -194,17 +195,31 @@ async fn open_git_audit(config: &Config) -> anyhow::Result<Option<Arc<dyn Change
     Ok(Some(Arc::new(audit)))
 }
 
-/// The house: the built-in demo home (Home Assistant's client is not part
-/// of this build; the configuration refuses `HA_URL`).
-fn build_home(config: &Config, clock: Arc<dyn Clock>) -> Arc<dyn Home> {
-    let latency = Duration::from_millis(config.file.home.demo_latency_ms);
-    Arc::new(DemoHome::new(clock).with_latency(latency))
+/// The house: Home Assistant when `HA_URL` is set, otherwise the built-in
+/// demo home.
+async fn build_home(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Home>> {
+    let home = &config.file.home;
+    match (&home.url, &home.token) {
+        (Some(url), Some(token)) => {
+            let ha = HomeAssistant::connect(url, token.expose(), clock)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot use Home Assistant at {url}: {e}"))?;
+            tracing::info!(url = %url, "connected to Home Assistant");
+            Ok(Arc::new(ha))
+        }
+        _ => {
+            let latency = Duration::from_millis(home.demo_latency_ms);
+            Ok(Arc::new(DemoHome::new(clock).with_latency(latency)))
+        }
+    }
 }
 
 /// Checks the agent profiles of `config` as `serve` would.
 pub fn check_agents(config: &Config) -> anyhow::Result<()> {
+    // The tools' names do not depend on the house, so the demo home stands in.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    build_agents(config, &builtin_tools(clock.clone(), build_home(config, clock), None)).map(|_| ())
+    let home: Arc<dyn Home> = Arc::new(DemoHome::new(clock.clone()));
+    build_agents(config, &builtin_tools(clock, home, None)).map(|_| ())
 }
 
 /// Opens (and migrates) the configured database: `DATABASE_URL`, or the
@@ -259,7 +274,7 @@ pub async fn verify_audit(config: &Config) -> anyhow::Result<Result<String, Stri
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let home = build_home(&config, clock.clone());
+    let home = build_home(&config, clock.clone()).await?;
     if home.is_demo() {
         tracing::warn!(
             "no Home Assistant is configured: running against the built-in demo home, a simulated house; \

@@ -2,8 +2,9 @@
 //! automations and the logs of the system that runs them.
 //!
 //! The engine sees a home only through the [`Home`] trait. Two
-//! implementations exist: the Home Assistant client (REST for calls, the
-//! WebSocket API for history, statistics, logs and live state) and the demo
+//! implementations exist: the Home Assistant client (the WebSocket API for
+//! states, registries, service calls, history, statistics, logs and live
+//! state; REST for the config check, the error log and automation config) and the demo
 //! home, a simulated house used when no Home Assistant is configured. Both
 //! live in `steward-integrations`; the trait's shapes follow Home
 //! Assistant's APIs so the client is a thin translation.

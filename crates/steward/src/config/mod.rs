@@ -461,12 +461,24 @@ impl Config {
                 });
             }
         }
-        if f.home.url.is_some() {
-            p.push(Problem {
+        match (&f.home.url, &f.home.token) {
+            (Some(url), _) if !(url.starts_with("http://") || url.starts_with("https://")) => p.push(Problem {
                 key: "home.url (HA_URL)".into(),
-                message: "this build of Steward has no Home Assistant client yet, so it cannot reach that house".into(),
-                fix: "unset HA_URL to run against the built-in demo home".into(),
-            });
+                message: format!("'{url}' is not an http(s) URL"),
+                fix: "use Home Assistant's base URL, e.g. http://homeassistant.local:8123".into(),
+            }),
+            (Some(_), None) => p.push(Problem {
+                key: "home.token (HA_TOKEN)".into(),
+                message: "HA_URL is set but HA_TOKEN is not".into(),
+                fix: "create a long-lived access token in Home Assistant (your profile → Security) and set HA_TOKEN"
+                    .into(),
+            }),
+            (None, Some(_)) => p.push(Problem {
+                key: "home.url (HA_URL)".into(),
+                message: "HA_TOKEN is set but HA_URL is not".into(),
+                fix: "set HA_URL to Home Assistant's base URL, or unset HA_TOKEN to use the demo home".into(),
+            }),
+            _ => {}
         }
         if f.home.demo_latency_ms > 60_000 {
             p.push(Problem {

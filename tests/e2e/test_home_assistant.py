@@ -1,0 +1,109 @@
+"""Steward against a real Home Assistant (started by scripts/homeassistant.sh
+with its `demo` integration): the catalog, a command through the approval
+gate that changes Home Assistant's state, and clear errors for a bad token
+or an unreachable address."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from processes import clean_env, free_port, start_steward, steward_binary
+
+HA_URL = os.environ.get("STEWARD_TEST_HA_URL")
+HA_TOKEN = os.environ.get("STEWARD_TEST_HA_TOKEN")
+
+if not (HA_URL and HA_TOKEN):
+    if os.environ.get("STEWARD_REQUIRE_HA") == "1":
+        raise RuntimeError("STEWARD_REQUIRE_HA=1 but STEWARD_TEST_HA_URL / STEWARD_TEST_HA_TOKEN are not set")
+    pytest.skip("no Home Assistant (run scripts/homeassistant.sh, or bash scripts/test.sh)", allow_module_level=True)
+
+
+def ha(method: str, path: str, **kwargs) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {HA_TOKEN}"}
+    return httpx.request(method, f"{HA_URL}{path}", headers=headers, timeout=30, trust_env=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def steward_ha(workdir):
+    server = start_steward("steward-ha", workdir, {"HA_URL": HA_URL, "HA_TOKEN": HA_TOKEN})
+    yield server
+    server.http.close()
+    server.proc.stop()
+
+
+def wait_for(what: str, check, seconds: float = 20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_catalog_mirrors_home_assistant(steward_ha):
+    def lights():
+        r = steward_ha.http.get("/api/entities", params={"domain": "light"})
+        return [e["entity_id"] for e in r.json()["entities"]]
+
+    ids = wait_for("the catalog sync", lights)
+    assert "light.bed_light" in ids, ids
+    logs = steward_ha.proc.logs(max_lines=400)
+    assert "connected to Home Assistant" in logs, logs
+    assert "demo home" not in logs, logs
+    assert HA_TOKEN not in logs
+
+
+def test_a_command_changes_home_assistant_only_after_approval(steward_ha):
+    assert ha("POST", "/api/services/light/turn_off", json={"entity_id": "light.bed_light"}).status_code == 200
+    wait_for("the light to be off", lambda: ha("GET", "/api/states/light.bed_light").json()["state"] == "off")
+
+    r = steward_ha.http.post("/api/conversations", json={})
+    conversation_id = r.json()["id"]
+    r = steward_ha.http.post(f"/api/conversations/{conversation_id}/messages", json={"content": "turn on the bed light"})
+    asked = r.json()["content"]
+    assert "Reply 'approve' to proceed" in asked, asked
+    assert "light.bed_light" in asked, asked
+    time.sleep(0.5)
+    assert ha("GET", "/api/states/light.bed_light").json()["state"] == "off", "nothing changes before approval"
+
+    r = steward_ha.http.post(f"/api/conversations/{conversation_id}/messages", json={"content": "approve"})
+    assert r.json()["content"].startswith("Done ("), r.json()
+    assert ha("GET", "/api/states/light.bed_light").json()["state"] == "on"
+    # The catalog follows Home Assistant's state_changed events.
+    wait_for(
+        "the catalog to see the change",
+        lambda: steward_ha.http.get("/api/entities", params={"q": "light.bed_light"}).json()["entities"][0]["state"]
+        == "on",
+    )
+
+
+def serve_fails(env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+    port = free_port()
+    return subprocess.run(
+        [str(steward_binary()), "serve", "--port", str(port), "--data-dir", f"/tmp/steward-ha-bad-{port}"],
+        env=clean_env(env_extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_rejected_token_stops_the_start_with_a_clear_error():
+    run = serve_fails({"HA_URL": HA_URL, "HA_TOKEN": "not-a-valid-token"})
+    assert run.returncode != 0
+    assert "cannot use Home Assistant" in run.stderr and "HA_TOKEN" in run.stderr, run.stderr
+    assert "not-a-valid-token" not in run.stderr
+
+
+def test_an_unreachable_home_assistant_stops_the_start_with_a_clear_error():
+    run = serve_fails({"HA_URL": f"http://127.0.0.1:{free_port()}", "HA_TOKEN": "whatever-token"})
+    assert run.returncode != 0
+    assert "cannot use Home Assistant" in run.stderr, run.stderr
+    assert "whatever-token" not in run.stderr
