@@ -37,3 +37,21 @@ def test_no_llm_streaming_explains_the_setup(steward_no_llm):
 
 def test_no_llm_still_lists_the_models(steward_no_llm):
     assert "architect" in [m.id for m in steward_no_llm.client().models.list()]
+
+
+def test_no_llm_home_commands_and_questions_still_work(steward_no_llm):
+    """The local intent engine needs no model: a question is answered, a
+    command asks for approval and runs once approved."""
+    client = steward_no_llm.client()
+    answer = client.chat.completions.create(
+        model="architect", messages=[{"role": "user", "content": "is the front door locked?"}]
+    )
+    assert "front door" in answer.choices[0].message.content.lower(), answer
+
+    history = [{"role": "user", "content": "set the living room blinds to 50%"}]
+    asked = client.chat.completions.create(model="architect", messages=history).choices[0].message.content
+    assert "cover.set_cover_position on Living Room Blinds" in asked and "Reply 'approve'" in asked, asked
+    history += [{"role": "assistant", "content": asked}, {"role": "user", "content": "approve"}]
+    done = client.chat.completions.create(model="architect", messages=history).choices[0].message.content
+    assert done.startswith("Done ("), done
+    assert "Living Room Blinds (cover.living_room_blinds) is now" in done, done
