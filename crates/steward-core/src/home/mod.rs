@@ -13,6 +13,7 @@
 
 mod analysis;
 pub mod catalog;
+pub mod energy;
 mod search;
 pub mod summary;
 pub mod tools;

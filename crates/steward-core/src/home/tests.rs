@@ -61,6 +61,7 @@ fn tools_declare_the_same_contract() {
             "domain_summary",
             "get_state",
             "get_entity_history",
+            "analyze_energy",
             "control_entity",
             "get_ha_logs",
             "check_ha_config"

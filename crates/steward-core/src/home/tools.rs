@@ -9,6 +9,7 @@
 
 mod automation;
 mod control;
+mod energy;
 mod history;
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +29,7 @@ use crate::tools::rfc3339;
 
 pub use automation::{line_diff, DeleteAutomation, SaveAutomation};
 pub use control::ControlEntity;
+pub use energy::AnalyzeEnergy;
 pub use history::GetEntityHistory;
 
 /// Every home tool, ready to register.
@@ -36,7 +38,8 @@ pub fn home_tools(home: Arc<dyn Home>, clock: Arc<dyn Clock>) -> Vec<Arc<dyn Too
         Arc::new(DiscoverEntities::new(home.clone())),
         Arc::new(DomainSummary::new(home.clone())),
         Arc::new(GetState::new(home.clone())),
-        Arc::new(GetEntityHistory::new(home.clone(), clock)),
+        Arc::new(GetEntityHistory::new(home.clone(), clock.clone())),
+        Arc::new(AnalyzeEnergy::new(home.clone(), clock)),
         Arc::new(ControlEntity::new(home.clone())),
         Arc::new(GetHaLogs::new(home.clone())),
         Arc::new(CheckHaConfig::new(home)),

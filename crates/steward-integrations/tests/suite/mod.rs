@@ -1,3 +1,4 @@
+mod energy;
 mod fake_ha;
 mod ha_errors;
 mod ha_harness;
