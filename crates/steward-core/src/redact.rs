@@ -87,13 +87,16 @@ impl Redactor {
 
 /// Blanks the value after `word=` / `word: ` when `word` names a secret.
 fn blank_pairs(s: &str) -> String {
+    // Byte-wise throughout: the keys and delimiters are ASCII, so every
+    // index cut at is a character boundary, whatever else the text holds.
     let lower = s.to_ascii_lowercase();
+    let lower = lower.as_bytes();
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let Some(word) = SECRET_WORDS.iter().find(|w| lower[i..].starts_with(*w)) else {
+        let Some(word) = SECRET_WORDS.iter().find(|w| lower[i..].starts_with(w.as_bytes())) else {
             i += 1;
             continue;
         };
@@ -118,7 +121,7 @@ fn blank_pairs(s: &str) -> String {
         }
         // `Authorization: Bearer <token>` keeps its scheme, loses its token.
         for scheme in ["bearer ", "basic "] {
-            if lower[j..].starts_with(scheme) {
+            if lower[j..].starts_with(scheme.as_bytes()) {
                 j += scheme.len();
             }
         }
@@ -175,6 +178,17 @@ mod tests {
         assert_eq!(r.text("ha_token = abc.def"), "ha_token = [redacted]");
         assert_eq!(r.text("the token expired"), "the token expired");
         assert_eq!(r.text("Authorization: Bearer sk-123 x"), "Authorization: Bearer [redacted] x");
+    }
+
+    #[test]
+    fn text_that_is_not_ascii_is_handled() {
+        let r = Redactor::new(["geheimnis-1234".to_string()]);
+        assert_eq!(r.text("Küche 21 °C, password=gehéim ✓"), "Küche 21 °C, password=[redacted] ✓");
+        assert_eq!(r.text("ü geheimnis-1234 ü"), "ü [redacted] ü");
+        assert_eq!(r.text("Bearer ütoken x"), "Bearer [redacted] x");
+        assert_eq!(r.text("тoken: секрет"), "тoken: секрет");
+        let v = serde_json::json!({"query": "Küche", "n": "… 3 more lines"});
+        assert_eq!(r.json(&v), v);
     }
 
     #[test]

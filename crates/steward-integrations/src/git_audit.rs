@@ -59,6 +59,7 @@ impl GitAudit {
             .args(["-c", "user.email=steward@localhost"])
             .args(args)
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_TERMINAL_PROMPT", "0")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
@@ -118,12 +119,18 @@ impl ChangeRecorder for GitAudit {
         let mut add = vec!["add", "--all", "--"];
         add.extend(paths.iter().map(String::as_str));
         self.git(&add).await?;
-        if self.git(&["status", "--porcelain"]).await?.is_empty() {
+        // Only these paths: anything else in the repository stays out of
+        // this change's commit.
+        let mut staged = vec!["diff", "--cached", "--name-only", "--"];
+        staged.extend(paths.iter().map(String::as_str));
+        if self.git(&staged).await?.is_empty() {
             return Ok(None);
         }
         let summary = self.redactor.text(change.summary.lines().next().unwrap_or("").trim());
         let message = format!("infra({}): {summary}", change.reference);
-        self.git(&["commit", "--quiet", "-m", &message]).await?;
+        let mut commit = vec!["commit", "--quiet", "-m", &message, "--"];
+        commit.extend(paths.iter().map(String::as_str));
+        self.git(&commit).await?;
         self.git(&["rev-parse", "HEAD"]).await.map(Some)
     }
 }
@@ -180,11 +187,20 @@ mod tests {
                 "infra(apr_1a2b3c4d5e6f): create automation porch_light with token [redacted]"
             ]
         );
+        // A non-ASCII summary is fine.
+        let c = change("apr_5", "Küche: Licht bei 18 °C", vec![file("automations/kueche.json", Some("{}\n"))]);
+        assert!(audit.record(&c).await.unwrap().is_some());
+        // Other files in the repository stay out of a change's commit.
+        std::fs::write(dir.join("repo/notes.txt"), "unrelated").unwrap();
+        let c = change("apr_4", "add readme", vec![file("README.md", Some("audit\n"))]);
+        assert!(audit.record(&c).await.unwrap().is_some());
+        let out = Command::new("git").arg("-C").arg(dir.join("repo")).args(["status", "--porcelain"]).output().await;
+        assert_eq!(String::from_utf8_lossy(&out.unwrap().stdout).trim(), "?? notes.txt");
         // Reopening an existing repository keeps its history.
         let again = GitAudit::open(dir.join("repo"), Redactor::default()).await.unwrap();
         let c = change("apr_3", "add playbook", vec![file("playbooks/site.yml", Some("- hosts: all\n"))]);
         again.record(&c).await.unwrap();
-        assert_eq!(git_log(&dir.join("repo")).await.len(), 3);
+        assert_eq!(git_log(&dir.join("repo")).await.len(), 5);
         let _ = std::fs::remove_dir_all(dir);
     }
 

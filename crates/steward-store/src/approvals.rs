@@ -162,18 +162,24 @@ impl SqlStore {
         }
         let done = {
             let _turn = self.write_turn().await;
-            sqlx::query(
+            // A person's decision also needs the approval not to have
+            // expired by the time it is written.
+            let sql = if d.status == ApprovalStatus::Expired {
                 "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, scope = $4 \
-                 WHERE id = $5 AND status = 'pending'",
-            )
-            .bind(d.status.as_str())
-            .bind(storable(&d.decided_by))
-            .bind(d.decided_at)
-            .bind(d.scope.map(|s| s.as_str()))
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map_err(|e| self.db_error(&format!("deciding approval '{id}'"), e))?
+                 WHERE id = $5 AND status = 'pending'"
+            } else {
+                "UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, scope = $4 \
+                 WHERE id = $5 AND status = 'pending' AND expires_at > $3"
+            };
+            sqlx::query(sql)
+                .bind(d.status.as_str())
+                .bind(storable(&d.decided_by))
+                .bind(d.decided_at)
+                .bind(d.scope.map(|s| s.as_str()))
+                .bind(id)
+                .execute(self.pool())
+                .await
+                .map_err(|e| self.db_error(&format!("deciding approval '{id}'"), e))?
         };
         if done.rows_affected() == 0 {
             return Ok(None);

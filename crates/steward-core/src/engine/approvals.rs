@@ -96,12 +96,14 @@ pub fn parse_chat_decision(text: &str) -> Option<ChatDecision> {
 }
 
 /// The kind of call a conversation-scoped approval covers: the same tool,
-/// the same domains and the same action (e.g. `control_entity|light|turn_on`).
+/// the same action on the same entities (e.g.
+/// `control_entity|turn_on|light.hallway`) — never new targets.
 pub fn call_kind(facts: &CallFacts, arguments: &serde_json::Value) -> String {
-    let mut domains = facts.domains.clone();
-    domains.sort();
+    let mut entities = facts.entities.clone();
+    entities.sort();
+    entities.dedup();
     let action = arguments.get("action").and_then(|a| a.as_str()).unwrap_or("");
-    format!("{}|{}|{}", facts.tool, domains.join(","), action)
+    format!("{}|{}|{}", facts.tool, action, entities.join(","))
 }
 
 /// Why a decision did not take effect.
@@ -215,6 +217,9 @@ minutes."
 /// The tool-call message and result an executed approval adds to its
 /// conversation, so later turns (and the model) know what happened.
 fn outcome_messages(a: &Approval) -> Vec<Message> {
+    if !matches!(a.status, ApprovalStatus::Executed | ApprovalStatus::Failed) {
+        return Vec::new();
+    }
     let call_id = format!("{}_run", a.id);
     let mut call = Message::assistant(String::new());
     call.tool_calls = vec![ToolCall::new(call_id.clone(), a.tool.clone(), a.arguments.to_string())];
@@ -428,6 +433,13 @@ approve it without 'always'",
                 current.tool
             )));
         }
+        if approve && scope == ApprovalScope::Conversation && current.targets.is_empty() {
+            return Err(DecideError::ScopeRefused(format!(
+                "'{}' names no entities, so 'this kind of call' would cover anything it can do; it can only be \
+approved once: approve it without 'always'",
+                current.tool
+            )));
+        }
         let decision = ApprovalDecision {
             status: if approve { ApprovalStatus::Approved } else { ApprovalStatus::Rejected },
             decided_by: actor.to_string(),
@@ -440,9 +452,13 @@ approve it without 'always'",
                 self.audit_approval(actor, action, &decided, serde_json::json!({"scope": decided.scope})).await;
                 Ok(decided)
             }
-            // Another decision won the race.
+            // Another decision won the race, or the approval expired meanwhile.
             None => {
                 let now = self.inner.store.get_approval(id).await?.ok_or_else(|| DecideError::NotFound(id.into()))?;
+                if now.status == ApprovalStatus::Pending {
+                    let expired = self.expire(now).await?;
+                    return Err(DecideError::Expired(Box::new(expired)));
+                }
                 Err(DecideError::AlreadyDecided(Box::new(now)))
             }
         }
@@ -481,9 +497,35 @@ approve it without 'always'",
                 (run.ok, run.output)
             }
         };
+        // The tool ran: from here on its outcome must reach the person,
+        // whatever the store does.
         let status = if ok { ApprovalStatus::Executed } else { ApprovalStatus::Failed };
-        let finished = store.finish_approval(&approval.id, status, &output, self.inner.clock.now_ms()).await?;
-        let finished = finished.unwrap_or(approval);
+        let finished_at = self.inner.clock.now_ms();
+        let mut recorded = None;
+        for attempt in 1..=3u64 {
+            match store.finish_approval(&approval.id, status, &output, finished_at).await {
+                Ok(Some(a)) => {
+                    recorded = Some(a);
+                    break;
+                }
+                // Finished elsewhere (a recovery that judged it interrupted).
+                Ok(None) => {
+                    recorded = store.get_approval(&approval.id).await.ok().flatten();
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, approval = %approval.id, attempt, "could not record an approval's outcome");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+            }
+        }
+        let finished = recorded.unwrap_or_else(|| Approval {
+            status,
+            outcome: Some(output.clone()),
+            started_at: Some(now),
+            finished_at: Some(finished_at),
+            ..approval
+        });
         let action = if ok { "approval.executed" } else { "approval.failed" };
         self.audit_approval("system", action, &finished, serde_json::json!({"outcome": output})).await;
         Ok(finished)
@@ -500,13 +542,22 @@ approve it without 'always'",
         scope: ApprovalScope,
     ) -> Result<Approval, DecideError> {
         let current = self.inner.store.get_approval(id).await?.ok_or_else(|| DecideError::NotFound(id.to_string()))?;
-        // Wait for a turn running in the conversation, so the outcome does
-        // not land in the middle of its messages.
-        let guard = self.lock_conversation(&current.conversation_id).await;
-        let result = self.decide_locked(id, approve, actor, scope).await;
-        drop(guard);
-        self.release_conversation(&current.conversation_id);
-        result
+        // Its own task: a client that goes away must not stop a decision
+        // half-way (approved but never run, or run with no outcome recorded).
+        let this = self.clone();
+        let (id, actor) = (id.to_string(), actor.to_string());
+        let work = tokio::spawn(async move {
+            // Wait for a turn running in the conversation, so the outcome
+            // does not land in the middle of its messages.
+            let guard = this.lock_conversation(&current.conversation_id).await;
+            let result = this.decide_locked(&id, approve, &actor, scope).await;
+            drop(guard);
+            this.release_conversation(&current.conversation_id);
+            result
+        });
+        work.await.unwrap_or_else(|e| {
+            Err(DecideError::Store(StoreError::Database(format!("the decision stopped unexpectedly: {e}"))))
+        })
     }
 
     async fn decide_locked(
@@ -565,6 +616,25 @@ taken effect. It was not run again; check the current state and ask again if nee
                     .await;
                     let messages = vec![Message::assistant(outcome_line(&failed))];
                     self.append_to_conversation(&failed, messages).await;
+                    recovery.interrupted.push(failed.id);
+                }
+            } else if a.decided_at.unwrap_or(0) < self.inner.clock.now_ms().saturating_sub(self.ttl_ms()) {
+                // Approved long ago, and Steward was down since: the world
+                // may have moved on; the person must approve again.
+                let reason = "not run: it was approved before Steward stopped, and Steward was down for longer than \
+an approval lasts. Approve it again if it is still wanted.";
+                let now = self.inner.clock.now_ms();
+                if let Some(failed) =
+                    self.inner.store.finish_approval(&a.id, ApprovalStatus::Failed, reason, now).await?
+                {
+                    self.audit_approval(
+                        "system:recovery",
+                        "approval.failed",
+                        &failed,
+                        serde_json::json!({"outcome": reason}),
+                    )
+                    .await;
+                    self.append_to_conversation(&failed, vec![Message::assistant(outcome_line(&failed))]).await;
                     recovery.interrupted.push(failed.id);
                 }
             } else {
@@ -658,9 +728,15 @@ impl super::TurnRun {
                         effect: decided.effect,
                     })
                     .await;
-                    let done = match engine.execute_approved(decided).await {
+                    let done = match engine.execute_approved(decided.clone()).await {
                         Ok(done) => done,
-                        Err(e) => return self.fail(steward_protocol::ErrorCode::StoreFailed, e.to_string()).await,
+                        Err(e) => {
+                            notes.push(format!(
+                                "Could not run {}: {e}. It stays approved and runs at the next start.",
+                                decided.id
+                            ));
+                            continue;
+                        }
                     };
                     self.emit(steward_protocol::Event::ToolResult {
                         turn_id: self.turn_id.clone(),
@@ -756,8 +832,9 @@ mod tests {
             domains: vec!["switch".into(), "light".into()],
             entities: vec![],
         };
+        let facts = CallFacts { entities: vec!["switch.b".into(), "light.a".into(), "light.a".into()], ..facts };
         let kind = call_kind(&facts, &serde_json::json!({"action": "turn_on", "entity_id": "light.a"}));
-        assert_eq!(kind, "control_entity|light,switch|turn_on");
-        assert_eq!(call_kind(&facts, &serde_json::json!({})), "control_entity|light,switch|");
+        assert_eq!(kind, "control_entity|turn_on|light.a,switch.b");
+        assert_eq!(call_kind(&facts, &serde_json::json!({})), "control_entity||light.a,switch.b");
     }
 }

@@ -75,7 +75,7 @@ impl DeleteAutomation {
                 "delete_automation",
                 "Deletes a Home Assistant automation. A person approves the change first.",
                 parameters,
-                Effect::Mutate,
+                Effect::Destructive,
                 Duration::from_secs(30),
                 2 * 1024,
             ),

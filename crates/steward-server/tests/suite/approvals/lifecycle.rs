@@ -190,13 +190,18 @@ async fn approve_always_covers_this_kind_of_call_in_this_conversation_only() {
     assert_eq!(t.executions().len(), 1);
     assert_eq!(t.proposals("").await[0]["scope"], "conversation");
 
-    // The same kind of call now runs without asking, here.
-    let reply = t.say(&c, r#"DO: call set_switch {"entity_id": "switch.fan", "action": "turn_on"}"#).await;
+    // The same call (same action, same entities) now runs without asking, here.
+    let reply = t.say(&c, HEATER_ON).await;
     assert_eq!(t.executions().len(), 2, "{reply}");
     assert!(t.executions()[1].approval.is_none());
     assert!(t.audit_actions().await.iter().any(|a| a == "tool.granted"));
+    // Another target asks: a grant never reaches new entities.
+    t.say(&c, r#"DO: call set_switch {"entity_id": "switch.fan", "action": "turn_on"}"#).await;
+    assert_eq!(t.executions().len(), 2);
+    assert_eq!(t.proposals("?status=pending").await.len(), 1);
+    t.say(&c, "reject").await;
     // Another action asks.
-    t.say(&c, r#"DO: call set_switch {"entity_id": "switch.fan", "action": "turn_off"}"#).await;
+    t.say(&c, r#"DO: call set_switch {"entity_id": "switch.heater", "action": "turn_off"}"#).await;
     assert_eq!(t.executions().len(), 2);
     assert_eq!(t.proposals("?status=pending").await.len(), 1);
     // Another conversation asks.
@@ -263,26 +268,46 @@ async fn several_waiting_need_approve_all_or_an_id() {
 #[tokio::test]
 async fn after_a_restart_approved_actions_run_once_and_interrupted_ones_fail() {
     let t = approvals().await;
-    let (c1, c2) = (t.conversation().await, t.conversation().await);
+    let (c1, c2, c3) = (t.conversation().await, t.conversation().await, t.conversation().await);
     t.say(&c1, HEATER_ON).await;
     t.say(&c2, HEATER_ON).await;
-    let p1 = t.proposals(&format!("?conversation_id={c1}")).await[0]["id"].as_str().unwrap().to_string();
-    let p2 = t.proposals(&format!("?conversation_id={c2}")).await[0]["id"].as_str().unwrap().to_string();
+    t.say(&c3, HEATER_ON).await;
+    let mut ids = Vec::new();
+    for c in [&c1, &c2, &c3] {
+        ids.push(t.proposals(&format!("?conversation_id={c}")).await[0]["id"].as_str().unwrap().to_string());
+    }
+    let (p1, p2, p3) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
     // The state a crash leaves: p1 approved but never started; p2 started
-    // (its tool may or may not have acted) but never finished.
-    let approve = |by: &str| ApprovalDecision {
+    // (its tool may or may not have acted) but never finished; p3
+    // approved, never started, and Steward was down past its lifetime.
+    let now = steward_core::Clock::now_ms(t.clock.as_ref());
+    let approve = |by: &str, at: i64| ApprovalDecision {
         status: ApprovalStatus::Approved,
         decided_by: by.into(),
-        decided_at: 1,
+        decided_at: at,
         scope: Some(ApprovalScope::Once),
     };
-    t.store.decide_approval(&p1, &approve("user:a")).await.unwrap().unwrap();
-    t.store.decide_approval(&p2, &approve("user:b")).await.unwrap().unwrap();
-    assert!(t.store.claim_approval(&p2, 2).await.unwrap());
+    t.store.decide_approval(&p1, &approve("user:a", now)).await.unwrap().unwrap();
+    t.store.decide_approval(&p2, &approve("user:b", now)).await.unwrap().unwrap();
+    t.store.decide_approval(&p3, &approve("user:c", now)).await.unwrap().unwrap();
+    assert!(t.store.claim_approval(&p2, now).await.unwrap());
+    t.clock.advance(Duration::from_secs(3));
+    let old = t.store.get_approval(&p3).await.unwrap().unwrap();
+    sqlx::query("UPDATE approvals SET decided_at = 1 WHERE id = $1")
+        .bind(&old.id)
+        .execute(t.store.pool())
+        .await
+        .unwrap();
 
-    let recovery = t.engine.recover_approvals().await.unwrap();
+    let mut recovery = t.engine.recover_approvals().await.unwrap();
+    recovery.interrupted.sort();
     assert_eq!(recovery.resumed, vec![p1.clone()]);
-    assert_eq!(recovery.interrupted, vec![p2.clone()]);
+    let mut expected = vec![p2.clone(), p3.clone()];
+    expected.sort();
+    assert_eq!(recovery.interrupted, expected);
+    let too_late = t.h.get(&format!("/api/proposals/{p3}")).await.json();
+    assert_eq!(too_late["status"], "failed");
+    assert!(too_late["outcome"].as_str().unwrap().starts_with("not run"), "{too_late}");
     let runs = t.executions();
     assert_eq!(runs.len(), 1, "only the never-started action runs");
     assert_eq!(runs[0].approval.as_deref(), Some(p1.as_str()));
@@ -363,4 +388,35 @@ async fn debug_mode_for_every_conversation_comes_from_the_engine_options() {
         .post_json(&format!("/api/conversations/{c}/messages?stream=true"), json!({"content": "DO: call read_note {}"}))
         .await;
     assert_eq!(r.sse_events().iter().filter(|(name, _)| name == "tool_debug").count(), 2);
+}
+
+#[tokio::test]
+async fn a_decision_after_the_expiry_is_refused_even_unseen() {
+    let t = approvals().await;
+    let c = t.conversation().await;
+    t.say(&c, HEATER_ON).await;
+    let id = t.proposals("?status=pending").await[0]["id"].as_str().unwrap().to_string();
+    // Nobody looked at it since; the decision itself finds it expired.
+    t.clock.advance(Duration::from_secs(600));
+    let r = t.decide(&id, "approve", json!({})).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.error()["message"].as_str().unwrap().contains("expired"), "{}", r.text());
+    assert!(t.executions().is_empty());
+}
+
+#[tokio::test]
+async fn calls_that_name_no_entities_can_only_be_approved_once() {
+    let t = approvals().await;
+    let c = t.conversation().await;
+    t.say(&c, "DO: call set_switch {\"action\": \"turn_on\"}").await;
+    let pending = t.proposals("?status=pending").await;
+    // The switch tool refuses a call without entity_id already in its preview.
+    assert!(pending.is_empty(), "{pending:?}");
+    // A call with targets can be approved always; one without cannot.
+    t.say(&c, HEATER_ON).await;
+    let id = t.proposals("?status=pending").await[0]["id"].as_str().unwrap().to_string();
+    sqlx::query("UPDATE approvals SET targets = '[]' WHERE id = $1").bind(&id).execute(t.store.pool()).await.unwrap();
+    let reply = t.say(&c, "approve always").await;
+    assert!(reply["content"].as_str().unwrap().contains("names no entities"), "{reply}");
+    assert!(t.executions().is_empty());
 }
