@@ -600,40 +600,24 @@ approved once: approve it without 'always'",
         for a in self.inner.store.list_approvals(&filter, 1000).await? {
             let guard = self.lock_conversation(&a.conversation_id).await;
             let conversation = a.conversation_id.clone();
-            if a.started_at.is_some() {
-                let reason = "interrupted: Steward stopped while this action was running, so it may or may not have \
-taken effect. It was not run again; check the current state and ask again if needed.";
+            let started = a.started_at.is_some();
+            let too_old = a.decided_at.unwrap_or(0) < self.inner.clock.now_ms().saturating_sub(self.ttl_ms());
+            if started || too_old {
+                let reason = if started {
+                    "interrupted: Steward stopped while this action was running, so it may or may not have taken \
+effect. It was not run again; check the current state and ask again if needed."
+                } else {
+                    // Approved long ago, and Steward was down since: the
+                    // world may have moved on; the person must approve again.
+                    "not run: it was approved before Steward stopped, and Steward was down for longer than an \
+approval lasts. Approve it again if it is still wanted."
+                };
                 let now = self.inner.clock.now_ms();
                 if let Some(failed) =
                     self.inner.store.finish_approval(&a.id, ApprovalStatus::Failed, reason, now).await?
                 {
-                    self.audit_approval(
-                        "system:recovery",
-                        "approval.failed",
-                        &failed,
-                        serde_json::json!({"outcome": reason}),
-                    )
-                    .await;
-                    let messages = vec![Message::assistant(outcome_line(&failed))];
-                    self.append_to_conversation(&failed, messages).await;
-                    recovery.interrupted.push(failed.id);
-                }
-            } else if a.decided_at.unwrap_or(0) < self.inner.clock.now_ms().saturating_sub(self.ttl_ms()) {
-                // Approved long ago, and Steward was down since: the world
-                // may have moved on; the person must approve again.
-                let reason = "not run: it was approved before Steward stopped, and Steward was down for longer than \
-an approval lasts. Approve it again if it is still wanted.";
-                let now = self.inner.clock.now_ms();
-                if let Some(failed) =
-                    self.inner.store.finish_approval(&a.id, ApprovalStatus::Failed, reason, now).await?
-                {
-                    self.audit_approval(
-                        "system:recovery",
-                        "approval.failed",
-                        &failed,
-                        serde_json::json!({"outcome": reason}),
-                    )
-                    .await;
+                    let detail = serde_json::json!({"outcome": reason});
+                    self.audit_approval("system:recovery", "approval.failed", &failed, detail).await;
                     self.append_to_conversation(&failed, vec![Message::assistant(outcome_line(&failed))]).await;
                     recovery.interrupted.push(failed.id);
                 }

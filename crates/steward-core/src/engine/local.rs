@@ -98,16 +98,12 @@ impl TurnRun {
             return self.fail(steward_protocol::ErrorCode::StoreFailed, e.to_string()).await;
         }
         self.context.push(assistant);
-        let results = self.run_tools(&calls).await;
-        if let Err(e) = self.store(results.clone()).await {
-            return self.fail(steward_protocol::ErrorCode::StoreFailed, e.to_string()).await;
-        }
-        self.context.extend(results.iter().cloned());
-
-        let requested = std::mem::take(&mut *self.requested.lock().unwrap_or_else(|p| p.into_inner()));
-        if !requested.is_empty() {
-            let prompt = super::approvals::approval_prompt(&requested, self.engine.ttl_minutes());
-            return self.say(prompt, FinishReason::Stop).await;
+        let results = match self.tool_round(&calls).await {
+            Ok(results) => results,
+            Err(outcome) => return outcome,
+        };
+        if let Some(outcome) = self.ask_for_approvals().await {
+            return outcome;
         }
         let failures: Vec<&str> = results
             .iter()

@@ -664,17 +664,11 @@ impl TurnRun {
             if output.tool_calls.is_empty() {
                 return (Outcome::Finished(output.finish.unwrap_or(FinishReason::Stop)), steps);
             }
-            let results = self.run_tools(&output.tool_calls).await;
-            if let Err(e) = self.store(results.clone()).await {
-                return (self.fail(ErrorCode::StoreFailed, e.to_string()).await, steps);
+            if let Err(outcome) = self.tool_round(&output.tool_calls).await {
+                return (outcome, steps);
             }
-            self.context.extend(results);
-            // Calls that wait for a person end the turn: the person is asked
-            // now, and their reply (a later turn) decides.
-            let requested = std::mem::take(&mut *self.requested.lock().unwrap_or_else(|p| p.into_inner()));
-            if !requested.is_empty() {
-                let prompt = approvals::approval_prompt(&requested, self.engine.ttl_minutes());
-                return (self.say(prompt, FinishReason::Stop).await, steps);
+            if let Some(outcome) = self.ask_for_approvals().await {
+                return (outcome, steps);
             }
         }
         let note = format!(
@@ -703,6 +697,28 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
                 Err(e.to_string())
             }
         })
+    }
+
+    /// Runs one round of tool calls, stores their results and adds them to
+    /// the context; returns the results, or how the turn ended.
+    async fn tool_round(&mut self, calls: &[ToolCall]) -> Result<Vec<Message>, Outcome> {
+        let results = self.run_tools(calls).await;
+        if let Err(e) = self.store(results.clone()).await {
+            return Err(self.fail(ErrorCode::StoreFailed, e.to_string()).await);
+        }
+        self.context.extend(results.iter().cloned());
+        Ok(results)
+    }
+
+    /// Calls that wait for a person end the turn: the person is asked now,
+    /// and their reply (a later turn) decides. `None` when none waits.
+    async fn ask_for_approvals(&mut self) -> Option<Outcome> {
+        let requested = std::mem::take(&mut *self.requested.lock().unwrap_or_else(|p| p.into_inner()));
+        if requested.is_empty() {
+            return None;
+        }
+        let prompt = approvals::approval_prompt(&requested, self.engine.ttl_minutes());
+        Some(self.say(prompt, FinishReason::Stop).await)
     }
 
     fn request(&self) -> LlmRequest {
