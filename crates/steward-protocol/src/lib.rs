@@ -10,6 +10,7 @@ pub mod api;
 pub mod approval;
 pub mod envelope;
 mod error;
+pub mod insight;
 pub mod message;
 pub mod openai;
 mod protocol;

@@ -153,6 +153,46 @@ pub enum Event {
         code: ErrorCode,
         message: String,
     },
+    /// An agent handed part of the turn to another agent, which runs its
+    /// own turn (`child_turn_id`) with its own tools and model tier.
+    DelegationStarted {
+        turn_id: String,
+        child_turn_id: String,
+        /// The agent the work went to.
+        agent: String,
+        /// What it was asked to do.
+        task: String,
+        /// 1 for a delegation from the turn a person started.
+        depth: u32,
+    },
+    /// An event of a delegated turn, nested under the turn that delegated.
+    Delegated {
+        turn_id: String,
+        agent: String,
+        event: Box<Event>,
+    },
+    /// A delegated turn ended; its answer went back to the delegating agent.
+    DelegationFinished {
+        turn_id: String,
+        child_turn_id: String,
+        agent: String,
+        ok: bool,
+    },
+    /// A task (a multi-step plan) or one of its steps changed state.
+    TaskUpdated {
+        /// The turn that reported it; empty when the task runs on its own.
+        turn_id: String,
+        task_id: String,
+        /// The task's status.
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_status: Option<String>,
+        /// One line on what happened.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
 }
 
 impl Event {
@@ -167,7 +207,11 @@ impl Event {
             | Event::ToolDebug { turn_id, .. }
             | Event::MessageStored { turn_id, .. }
             | Event::TurnFinished { turn_id, .. }
-            | Event::Error { turn_id, .. } => turn_id,
+            | Event::Error { turn_id, .. }
+            | Event::DelegationStarted { turn_id, .. }
+            | Event::Delegated { turn_id, .. }
+            | Event::DelegationFinished { turn_id, .. }
+            | Event::TaskUpdated { turn_id, .. } => turn_id,
         }
     }
 
@@ -184,6 +228,10 @@ impl Event {
             Event::MessageStored { .. } => "message_stored",
             Event::TurnFinished { .. } => "turn_finished",
             Event::Error { .. } => "error",
+            Event::DelegationStarted { .. } => "delegation_started",
+            Event::Delegated { .. } => "delegated",
+            Event::DelegationFinished { .. } => "delegation_finished",
+            Event::TaskUpdated { .. } => "task_updated",
         }
     }
 }

@@ -173,7 +173,11 @@ pub async fn post_message(
             | Event::ToolResult { .. }
             | Event::ApprovalRequested { .. }
             | Event::ApprovalUpdated { .. }
-            | Event::ToolDebug { .. } => {}
+            | Event::ToolDebug { .. }
+            | Event::DelegationStarted { .. }
+            | Event::Delegated { .. }
+            | Event::DelegationFinished { .. }
+            | Event::TaskUpdated { .. } => {}
         }
     }
     if let Some(e) = error {

@@ -132,6 +132,10 @@ pub async fn chat_completions(
                     | Event::ApprovalRequested { .. }
                     | Event::ApprovalUpdated { .. }
                     | Event::ToolDebug { .. }
+                    | Event::DelegationStarted { .. }
+                    | Event::Delegated { .. }
+                    | Event::DelegationFinished { .. }
+                    | Event::TaskUpdated { .. }
                     | Event::MessageStored { .. }),
                 ) => first.push(e),
                 None => return Err(ended_early()),
@@ -172,6 +176,10 @@ async fn collect(mut handle: TurnHandle, id: String, created: i64, model: String
             | Event::ApprovalRequested { .. }
             | Event::ApprovalUpdated { .. }
             | Event::ToolDebug { .. }
+            | Event::DelegationStarted { .. }
+            | Event::Delegated { .. }
+            | Event::DelegationFinished { .. }
+            | Event::TaskUpdated { .. }
             | Event::MessageStored { .. } => {}
         }
     }
@@ -282,6 +290,10 @@ fn stream_chunks(mut handle: TurnHandle, first: Vec<Event>, head: ChunkHead) -> 
                 | Event::ApprovalRequested { .. }
                 | Event::ApprovalUpdated { .. }
                 | Event::ToolDebug { .. }
+                | Event::DelegationStarted { .. }
+                | Event::Delegated { .. }
+                | Event::DelegationFinished { .. }
+                | Event::TaskUpdated { .. }
                 | Event::MessageStored { .. } => Vec::new(),
             };
             for f in out {

@@ -125,6 +125,27 @@ impl Client {
                         Event::ToolDebug { name, phase, content, .. } => {
                             eprintln!("  [debug] {name} {phase}: {content}");
                         }
+                        Event::DelegationStarted { agent, task, .. } => {
+                            eprintln!("  [{agent}] asked: {task}");
+                        }
+                        Event::Delegated { agent, event, .. } => match *event {
+                            Event::ToolCallStarted { name, arguments, .. } => {
+                                eprintln!("  [{agent}] [tool] {name} {arguments}");
+                            }
+                            Event::ApprovalRequested { approval, .. } => {
+                                eprintln!("  [approval] {} waits: {}", approval.id, approval.preview.summary);
+                            }
+                            _ => {}
+                        },
+                        Event::DelegationFinished { agent, ok, .. } => {
+                            eprintln!("  [{agent}] {}", if ok { "answered" } else { "failed" });
+                        }
+                        Event::TaskUpdated { task_id, status, step_id, step_status, .. } => {
+                            match (step_id, step_status) {
+                                (Some(step), Some(s)) => eprintln!("  [task] {task_id} step {step}: {s}"),
+                                _ => eprintln!("  [task] {task_id}: {status}"),
+                            }
+                        }
                         Event::TurnStarted { .. } | Event::MessageStored { .. } => {}
                     }
                 }
