@@ -86,6 +86,12 @@ pub trait Tool: Send + Sync + 'static {
     async fn preview(&self, arguments: &serde_json::Value, _ctx: &ToolContext) -> Result<Preview, ToolError> {
         Ok(Preview { summary: format!("{} {}", self.spec().name, arguments), targets: Vec::new(), details: None })
     }
+
+    /// Set for tools that hand work to another agent: the engine runs that
+    /// agent's turn instead of calling the tool.
+    fn delegation(&self) -> Option<&crate::delegation::DelegateTool> {
+        None
+    }
 }
 
 /// Every tool the engine can offer, by name.

@@ -153,6 +153,7 @@ struct Inner {
 }
 
 mod approvals;
+mod delegate;
 mod history;
 mod local;
 pub use approvals::{call_kind, parse_chat_decision, ChatDecision, DecideError, Recovery, Which};
@@ -407,6 +408,10 @@ impl Engine {
             debug,
             requested: Mutex::new(Vec::new()),
             home_context: None,
+            owner_conversation_id: conversation.id.clone(),
+            depth: 0,
+            asked: Vec::new(),
+            delegated_usage: Mutex::new(Usage::default()),
         };
         let span = info_span!(
             "turn",
@@ -474,6 +479,17 @@ struct TurnRun {
     requested: Mutex<Vec<Approval>>,
     /// The home's compact summary, for agents with home tools.
     home_context: Option<String>,
+    /// The conversation a person follows: approvals are asked, and
+    /// conversation-wide grants read, there. For a delegated turn it is the
+    /// delegating turn's; its own messages go to `conversation_id`.
+    owner_conversation_id: String,
+    /// 0 for a turn a person started; one more for each delegation.
+    depth: u32,
+    /// A delegated turn's approvals, handed to the delegating turn, which
+    /// asks the person.
+    asked: Vec<Approval>,
+    /// What the turns this turn delegated to spent on models.
+    delegated_usage: Mutex<Usage>,
 }
 
 /// How a turn ended, for metrics and the span.
@@ -569,11 +585,13 @@ impl TurnRun {
                 FinishReason::Error
             }
         };
+        let mut usage = self.usage;
+        usage.add(*self.delegated_usage.lock().unwrap_or_else(|p| p.into_inner()));
         self.emit(Event::TurnFinished {
             turn_id: self.turn_id.clone(),
             conversation_id: self.conversation_id.clone(),
             finish_reason,
-            usage: self.usage,
+            usage,
             steps,
         })
         .await;
@@ -717,6 +735,13 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
         if requested.is_empty() {
             return None;
         }
+        if self.depth > 0 {
+            // The delegating turn asks the person, once, for all of them.
+            let ids: Vec<&str> = requested.iter().map(|a| a.id.as_str()).collect();
+            let note = format!("Proposed for a person's approval: {}. Nothing has changed yet.", ids.join(", "));
+            self.asked.extend(requested);
+            return Some(self.say(note, FinishReason::Stop).await);
+        }
         let prompt = approvals::approval_prompt(&requested, self.engine.ttl_minutes());
         Some(self.say(prompt, FinishReason::Stop).await)
     }
@@ -854,7 +879,7 @@ Ask a narrower question, or raise `engine.max_steps` in steward.toml."
         let inner = &self.engine.inner;
         let spec = tool.spec();
         let kind = call_kind(facts, args);
-        match inner.store.has_conversation_grant(&self.conversation_id, &kind).await {
+        match inner.store.has_conversation_grant(&self.owner_conversation_id, &kind).await {
             Ok(true) => {
                 self.audit("tool.granted", facts, serde_json::json!({"call_id": ctx.call_id, "kind": kind})).await;
                 return None;
@@ -964,6 +989,9 @@ Nothing has changed yet. Do not call it again; their answer comes in a later mes
                     return (false, format!("error: {e}"), false);
                 }
             };
+            if let Some(delegation) = tool.delegation() {
+                return self.delegate(delegation, call, args).await;
+            }
             let facts = CallFacts::of(spec, &args);
             let decision = inner.policy.decide(&facts);
             tracing::Span::current().record("decision", decision.as_str());
@@ -980,7 +1008,7 @@ Nothing has changed yet. Do not call it again; their answer comes in a later mes
             .await;
             let ctx = ToolContext {
                 turn_id: self.turn_id.clone(),
-                conversation_id: self.conversation_id.clone(),
+                conversation_id: self.owner_conversation_id.clone(),
                 agent: self.agent.id.clone(),
                 call_id: call.id.clone(),
                 approval: None,

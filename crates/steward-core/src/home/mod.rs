@@ -12,6 +12,7 @@
 //! [`tools`] holds the agent tools built on the trait.
 
 mod analysis;
+pub mod automation_check;
 pub mod catalog;
 pub mod energy;
 mod search;
@@ -185,6 +186,15 @@ pub trait Home: Send + Sync + 'static {
     async fn upsert_automation(&self, id: &str, config: serde_json::Value) -> Result<Automation, HomeError>;
 
     async fn delete_automation(&self, id: &str) -> Result<(), HomeError>;
+
+    /// The house's own verdict on an automation's triggers, conditions and
+    /// actions, without saving anything: one message per part it rejects.
+    /// Homes without a validator of their own accept everything here (the
+    /// structural checks in [`automation_check`] still apply).
+    async fn validate_automation(&self, config: &serde_json::Value) -> Result<Vec<String>, HomeError> {
+        let _ = config;
+        Ok(Vec::new())
+    }
 
     /// Every state change from now on. A receiver that falls behind skips
     /// the oldest changes (and is told so by `RecvError::Lagged`).

@@ -27,7 +27,7 @@ use crate::clock::Clock;
 use crate::tool::{Tool, ToolContext, ToolError, ToolSpec};
 use crate::tools::rfc3339;
 
-pub use automation::{line_diff, DeleteAutomation, SaveAutomation};
+pub use automation::{line_diff, DeleteAutomation, SaveAutomation, ValidateAutomation};
 pub use control::ControlEntity;
 pub use energy::AnalyzeEnergy;
 pub use history::GetEntityHistory;

@@ -183,6 +183,27 @@ impl Shared {
         }
     }
 
+    /// Home Assistant's `validate_config` command on the automation's
+    /// triggers, conditions and actions (either spelling of the keys).
+    pub(crate) async fn validate_automation(&self, config: &Value) -> Result<Vec<String>, HomeError> {
+        let mut command = json!({"type": "validate_config"});
+        for (plural, singular) in [("triggers", "trigger"), ("conditions", "condition"), ("actions", "action")] {
+            if let Some(part) = config.get(plural).or_else(|| config.get(singular)) {
+                command[plural] = part.clone();
+            }
+        }
+        let reply = self.call(command).await?;
+        let mut errors = Vec::new();
+        for part in ["triggers", "conditions", "actions"] {
+            let Some(verdict) = reply.get(part) else { continue };
+            if verdict.get("valid").and_then(Value::as_bool) == Some(false) {
+                let why = verdict.get("error").and_then(Value::as_str).unwrap_or("no reason given");
+                errors.push(format!("Home Assistant rejects the {part}: {why}"));
+            }
+        }
+        Ok(errors)
+    }
+
     pub(crate) async fn delete_automation(&self, id: &str) -> Result<(), HomeError> {
         let what = format!("deleting automation `{id}`");
         let loaded = self.automation_state(id);

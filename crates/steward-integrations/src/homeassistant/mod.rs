@@ -476,6 +476,11 @@ impl Home for HomeAssistant {
         self.shared.delete_automation(id).await
     }
 
+    async fn validate_automation(&self, config: &Value) -> Result<Vec<String>, HomeError> {
+        self.shared.live().await?;
+        self.shared.validate_automation(config).await
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<StateChanged> {
         self.shared.events.subscribe()
     }

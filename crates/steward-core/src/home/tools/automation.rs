@@ -16,6 +16,7 @@ use steward_protocol::Effect;
 
 use super::{arguments_object, required_str, spec};
 use crate::changes::{AppliedChange, ChangeRecorder, ChangedFile};
+use crate::home::automation_check::{check_automation, parse_automation_yaml, to_yaml, CheckedAutomation};
 use crate::home::{Home, HomeError};
 use crate::tool::{Tool, ToolContext, ToolError, ToolSpec};
 
@@ -36,22 +37,16 @@ pub struct DeleteAutomation {
 
 impl SaveAutomation {
     pub fn new(home: Arc<dyn Home>, changes: Option<Arc<dyn ChangeRecorder>>) -> Self {
-        let parameters = json!({
-            "type": "object",
-            "properties": {
-                "id": {"type": "string", "description": "The automation's id: lowercase letters, digits and _, e.g. \"porch_light_at_sunset\"."},
-                "config": {"type": "object", "description": "The automation as Home Assistant's automation config API takes it: alias, description, triggers, conditions, actions, mode."}
-            },
-            "required": ["id", "config"],
-            "additionalProperties": false
-        });
         let mut tool = SaveAutomation {
             spec: spec(
                 "save_automation",
-                "Creates or replaces a Home Assistant automation. A person approves the change first, seeing the diff.",
-                parameters,
+                "Creates or replaces a Home Assistant automation, written as YAML (preferred) or as a JSON config. \
+It is checked first (valid YAML, well-formed triggers/conditions/actions, every entity exists, Home Assistant's \
+own validation); a person then approves the change, seeing the YAML (or the diff when it replaces one). After \
+approval it is deployed, confirmed loaded, and rolled back if it does not load.",
+                automation_parameters(true),
                 Effect::Mutate,
-                Duration::from_secs(30),
+                Duration::from_secs(45),
                 6 * 1024,
             ),
             home,
@@ -59,6 +54,99 @@ impl SaveAutomation {
         };
         tool.spec.domain = Some("automation".into());
         tool
+    }
+
+    /// The checked automation and the one it replaces, if any.
+    async fn prepare(&self, arguments: &Value) -> Result<(String, CheckedAutomation, Option<Value>), ToolError> {
+        let args = arguments_object(arguments, &["id", "yaml", "config"])?;
+        let id = automation_id(&args)?;
+        let config = draft_config(&args)?;
+        let checked = check_automation(self.home.as_ref(), config).await.map_err(refusal)?;
+        let before = current(self.home.as_ref(), &id).await?;
+        Ok((id, checked, before))
+    }
+}
+
+/// The JSON Schema shared by `save_automation` and `validate_automation`.
+fn automation_parameters(with_id: bool) -> Value {
+    let mut schema = json!({
+        "type": "object",
+        "properties": {
+            "yaml": {"type": "string", "description": "The automation as Home Assistant YAML: alias, description, triggers (each with `trigger:`), conditions, actions (e.g. `action: light.turn_on` with a `target`), mode."},
+            "config": {"type": "object", "description": "The same automation as a JSON object, instead of `yaml`."}
+        },
+        "additionalProperties": false
+    });
+    if with_id {
+        schema["properties"]["id"] = json!({"type": "string", "description": "The automation's id: lowercase letters, digits and _, e.g. \"porch_light_at_sunset\"."});
+        schema["required"] = json!(["id"]);
+    }
+    schema
+}
+
+/// The automation from `yaml` or `config` (exactly one of them).
+fn draft_config(args: &serde_json::Map<String, Value>) -> Result<Value, ToolError> {
+    match (args.get("yaml"), args.get("config")) {
+        (Some(Value::String(text)), None) => parse_automation_yaml(text).map_err(ToolError::InvalidArguments),
+        (None, Some(config @ Value::Object(_))) => Ok(config.clone()),
+        (Some(_), Some(_)) => Err(ToolError::InvalidArguments("send either `yaml` or `config`, not both".into())),
+        (None, None) => Err(ToolError::InvalidArguments(
+            "`yaml` is required: the automation as Home Assistant YAML (alias, triggers, conditions, actions)".into(),
+        )),
+        (Some(other), None) => Err(ToolError::InvalidArguments(format!("`yaml` must be text, not {other}"))),
+        (None, Some(other)) => Err(ToolError::InvalidArguments(format!("`config` must be an object, not {other}"))),
+    }
+}
+
+/// The checks' findings as one message the model can act on.
+fn refusal(errors: Vec<String>) -> ToolError {
+    ToolError::InvalidArguments(format!(
+        "the automation was not accepted; fix these and try again:\n- {}",
+        errors.join("\n- ")
+    ))
+}
+
+/// `validate_automation`: the checks of `save_automation` without saving.
+pub struct ValidateAutomation {
+    spec: ToolSpec,
+    home: Arc<dyn Home>,
+}
+
+impl ValidateAutomation {
+    pub fn new(home: Arc<dyn Home>) -> Self {
+        ValidateAutomation {
+            spec: spec(
+                "validate_automation",
+                "Checks an automation without saving it: valid YAML, well-formed triggers/conditions/actions, every \
+entity exists, and Home Assistant's own validation. Returns the problems, or the YAML as it would be saved.",
+                automation_parameters(false),
+                Effect::Read,
+                Duration::from_secs(20),
+                6 * 1024,
+            ),
+            home,
+        }
+    }
+}
+
+#[async_trait]
+impl Tool for ValidateAutomation {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    async fn call(&self, arguments: Value, _ctx: &ToolContext) -> Result<String, ToolError> {
+        let args = arguments_object(&arguments, &["yaml", "config"])?;
+        let config = match draft_config(&args) {
+            Ok(c) => c,
+            Err(ToolError::InvalidArguments(m)) => return Ok(json!({"valid": false, "errors": [m]}).to_string()),
+            Err(e) => return Err(e),
+        };
+        Ok(match check_automation(self.home.as_ref(), config).await {
+            Ok(checked) => json!({"valid": true, "entities": checked.entities, "yaml": checked.yaml}),
+            Err(errors) => json!({"valid": false, "errors": errors}),
+        }
+        .to_string())
     }
 }
 
@@ -107,12 +195,8 @@ async fn current(home: &dyn Home, id: &str) -> Result<Option<Value>, ToolError> 
     }
 }
 
-fn pretty(config: &Value) -> String {
-    serde_json::to_string_pretty(config).unwrap_or_else(|_| config.to_string())
-}
-
 fn file(id: &str) -> String {
-    format!("automations/{id}.json")
+    format!("automations/{id}.yaml")
 }
 
 /// A line diff of `before` and `after` (longest common subsequence), each
@@ -176,36 +260,57 @@ impl Tool for SaveAutomation {
     }
 
     async fn preview(&self, arguments: &Value, _ctx: &ToolContext) -> Result<Preview, ToolError> {
-        let args = arguments_object(arguments, &["id", "config"])?;
-        let id = automation_id(&args)?;
-        let config = args.get("config").filter(|c| c.is_object()).ok_or_else(|| {
-            ToolError::InvalidArguments("`config` must be an object with triggers and actions".into())
-        })?;
-        let before = current(self.home.as_ref(), &id).await?;
-        let alias = config.get("alias").and_then(Value::as_str).unwrap_or(&id);
-        let (verb, state) = if before.is_some() { ("update", "exists") } else { ("create", "new") };
-        let old = before.as_ref().map(pretty).unwrap_or_default();
-        Ok(Preview {
-            summary: format!("{verb} automation '{alias}' ({id})"),
-            targets: vec![PreviewTarget {
-                id: format!("automation config {id}"),
-                name: Some(alias.to_string()),
-                state: Some(state.into()),
-            }],
-            details: Some(line_diff(&file(&id), &old, &pretty(config))),
-        })
+        let (id, checked, before) = self.prepare(arguments).await?;
+        let alias = checked.config.get("alias").and_then(Value::as_str).unwrap_or(&id).to_string();
+        let (summary, state, details) = match &before {
+            Some(old) => (
+                format!("update automation '{alias}' ({id})"),
+                "exists",
+                line_diff(&file(&id), &to_yaml(old), &checked.yaml),
+            ),
+            None => (format!("create automation '{alias}' ({id})"), "new", format!("# {}\n{}", file(&id), checked.yaml)),
+        };
+        let mut targets =
+            vec![PreviewTarget { id: format!("automation config {id}"), name: Some(alias), state: Some(state.into()) }];
+        targets.extend(checked.entities.iter().map(|e| PreviewTarget { id: e.clone(), name: None, state: None }));
+        Ok(Preview { summary, targets, details: Some(details) })
     }
 
     async fn call(&self, arguments: Value, ctx: &ToolContext) -> Result<String, ToolError> {
-        let args = arguments_object(&arguments, &["id", "config"])?;
-        let id = automation_id(&args)?;
-        let config = args.get("config").cloned().unwrap_or(Value::Null);
-        let saved = self.home.upsert_automation(&id, config.clone()).await.map_err(ToolError::from)?;
+        let (id, checked, before) = self.prepare(&arguments).await?;
+        let saved = match self.home.upsert_automation(&id, checked.config.clone()).await {
+            Ok(saved) => saved,
+            // Refused before anything was written.
+            Err(e @ HomeError::InvalidRequest { .. }) => {
+                return Err(ToolError::InvalidArguments(format!("automation {id} was not saved: {e}")))
+            }
+            Err(e) => {
+                // It may be written but did not load: put back what was there before.
+                let rollback = match &before {
+                    Some(old) => self.home.upsert_automation(&id, old.clone()).await.map(|_| "restored the previous version"),
+                    None => match self.home.delete_automation(&id).await {
+                        Ok(()) | Err(HomeError::NotFound { .. }) => Ok("removed the new automation again"),
+                        Err(e) => Err(e),
+                    },
+                };
+                let rolled = match rollback {
+                    Ok(what) => format!("rolled back: {what}"),
+                    Err(r) => format!("the rollback failed too ({r}); check automation {id} in Home Assistant"),
+                };
+                return Err(ToolError::Failed(format!("automation {id} was not deployed: {e}; {rolled}")));
+            }
+        };
         let summary = format!("save automation {id}: {}", saved.alias);
-        let files = vec![ChangedFile { path: file(&id), contents: Some(pretty(&config) + "\n") }];
+        let files = vec![ChangedFile { path: file(&id), contents: Some(checked.yaml.clone()) }];
         let recorded = record(&self.changes, ctx, summary, files).await;
-        let mut out =
-            json!({"saved": id, "alias": saved.alias, "entity_id": saved.entity_id, "enabled": saved.enabled});
+        let mut out = json!({
+            "saved": id,
+            "alias": saved.alias,
+            "entity_id": saved.entity_id,
+            "enabled": saved.enabled,
+            "loaded": true,
+            "replaced": before.is_some(),
+        });
         if !recorded.is_null() {
             out["audit"] = recorded;
         }
@@ -233,7 +338,7 @@ impl Tool for DeleteAutomation {
                 name: Some(alias),
                 state: Some("exists".into()),
             }],
-            details: Some(line_diff(&file(&id), &pretty(&before), "")),
+            details: Some(line_diff(&file(&id), &to_yaml(&before), "")),
         })
     }
 
