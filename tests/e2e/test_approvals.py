@@ -280,12 +280,12 @@ def test_an_approved_automation_is_committed_to_the_git_audit_repository(workdir
             "mode": "single",
         }
         llm.script(tool_call("save_automation", json.dumps({"id": "porch_light", "config": config})))
-        r = server.http.post("/api/conversations", json={})
+        r = server.http.post("/api/conversations", json={"agent": "developer"})
         conversation_id = r.json()["id"]
         r = server.http.post(f"/api/conversations/{conversation_id}/messages", json={"content": "porch light at sunset"})
         asked = r.json()["content"]
         assert "create automation 'Porch light at sunset' (porch_light)" in asked, asked
-        assert '+  "alias": "Porch light at sunset",' in asked, "the preview is a diff"
+        assert "alias: Porch light at sunset" in asked and "- trigger: sun" in asked, "the preview is the YAML"
         [approval] = proposals(server, conversation_id=conversation_id)
 
         r = server.http.post(f"/api/conversations/{conversation_id}/messages", json={"content": "approve"})
@@ -294,8 +294,9 @@ def test_an_approved_automation_is_committed_to_the_git_audit_repository(workdir
             ["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True, check=True
         ).stdout.splitlines()
         assert log == [f"infra({approval['id']}): save automation porch_light: Porch light at sunset"], log
-        saved = json.loads((repo / "automations" / "porch_light.json").read_text())
-        assert saved == config
+        saved = (repo / "automations" / "porch_light.yaml").read_text()
+        assert saved.startswith("alias: Porch light at sunset\n"), saved
+        assert "entity_id: light.garden_path" in saved, saved
         outcome = server.http.get(f"/api/proposals/{approval['id']}").json()["outcome"]
         assert '"commit"' in outcome, outcome
     finally:

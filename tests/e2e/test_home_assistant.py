@@ -5,6 +5,7 @@ or an unreachable address."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -12,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from helpers import UPSTREAM_KEY, tool_call
 from processes import clean_env, free_port, start_steward, steward_binary
 
 HA_URL = os.environ.get("STEWARD_TEST_HA_URL")
@@ -81,6 +83,62 @@ def test_a_command_changes_home_assistant_only_after_approval(steward_ha):
         lambda: steward_ha.http.get("/api/entities", params={"q": "light.bed_light"}).json()["entities"][0]["state"]
         == "on",
     )
+
+
+NIGHT_LIGHT_YAML = """alias: Bed light at night
+description: Turns the bed light on at 22:30
+triggers:
+  - trigger: time
+    at: "22:30:00"
+actions:
+  - action: light.turn_on
+    target:
+      entity_id: light.bed_light
+mode: single
+"""
+
+
+def test_an_automation_from_a_sentence_is_deployed_to_home_assistant_after_approval(workdir, scripted, llm):
+    automation_id = "steward_e2e_bed_light_at_night"
+    ha("DELETE", f"/api/config/automation/config/{automation_id}")
+    env = {"HA_URL": HA_URL, "HA_TOKEN": HA_TOKEN, "OPENAI_BASE_URL": scripted.base_url, "OPENAI_API_KEY": UPSTREAM_KEY}
+    server = start_steward("steward-ha-developer", workdir, env)
+    try:
+        # A time Home Assistant's own validator refuses: the structure is fine,
+        # so only Home Assistant can tell.
+        bad = NIGHT_LIGHT_YAML.replace('"22:30:00"', '"25:99:00"')
+        llm.script(
+            tool_call("propose_automation", json.dumps({"description": "turn the bed light on every night at 22:30"})),
+            tool_call("validate_automation", json.dumps({"yaml": bad})),
+            tool_call("save_automation", json.dumps({"id": automation_id, "yaml": NIGHT_LIGHT_YAML})),
+        )
+        conversation_id = server.http.post("/api/conversations", json={}).json()["id"]
+        r = server.http.post(
+            f"/api/conversations/{conversation_id}/messages",
+            json={"content": "Turn the bed light on every night at 22:30"},
+        )
+        asked = r.json()["content"]
+        assert f"create automation 'Bed light at night' ({automation_id})" in asked, asked
+        assert "alias: Bed light at night" in asked and "entity_id: light.bed_light" in asked, asked
+        developer_round = llm.chat_requests()[2]["body"]["messages"]
+        verdict = json.loads([m for m in developer_round if m["role"] == "tool"][-1]["content"])
+        assert verdict["valid"] is False, verdict
+        assert any("Home Assistant rejects the triggers" in e for e in verdict["errors"]), verdict
+        assert ha("GET", f"/api/config/automation/config/{automation_id}").status_code == 404, "nothing before approval"
+
+        r = server.http.post(f"/api/conversations/{conversation_id}/messages", json={"content": "approve"})
+        assert r.json()["content"].startswith("Done ("), r.json()
+        saved = ha("GET", f"/api/config/automation/config/{automation_id}")
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["alias"] == "Bed light at night"
+        assert saved.json()["actions"][0]["target"]["entity_id"] == "light.bed_light"
+        states = ha("GET", "/api/states").json()
+        loaded = [s for s in states if s["entity_id"].startswith("automation.") and s["attributes"].get("id") == automation_id]
+        assert loaded and loaded[0]["state"] == "on", loaded
+    finally:
+        ha("DELETE", f"/api/config/automation/config/{automation_id}")
+        server.http.close()
+        server.proc.stop()
 
 
 def serve_fails(env_extra: dict[str, str]) -> subprocess.CompletedProcess:

@@ -128,15 +128,15 @@ impl Client {
                         Event::DelegationStarted { agent, task, .. } => {
                             eprintln!("  [{agent}] asked: {task}");
                         }
-                        Event::Delegated { agent, event, .. } => match *event {
-                            Event::ToolCallStarted { name, arguments, .. } => {
+                        // Of a specialist's turn, only its tool calls and the
+                        // approvals it asks for are shown.
+                        Event::Delegated { agent, event, .. } => {
+                            if let Event::ToolCallStarted { name, arguments, .. } = &*event {
                                 eprintln!("  [{agent}] [tool] {name} {arguments}");
-                            }
-                            Event::ApprovalRequested { approval, .. } => {
+                            } else if let Event::ApprovalRequested { approval, .. } = &*event {
                                 eprintln!("  [approval] {} waits: {}", approval.id, approval.preview.summary);
                             }
-                            _ => {}
-                        },
+                        }
                         Event::DelegationFinished { agent, ok, .. } => {
                             eprintln!("  [{agent}] {}", if ok { "answered" } else { "failed" });
                         }
