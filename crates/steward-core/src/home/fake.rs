@@ -15,6 +15,10 @@ const MIN: i64 = 60_000;
 
 pub struct FakeHome {
     entities: Mutex<Vec<Entity>>,
+    /// Saved automation configs by id.
+    pub automations: Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// The next save is written but "does not load" (times out).
+    pub fail_next_load: std::sync::atomic::AtomicBool,
     pub calls: Mutex<Vec<ServiceCall>>,
     pub config: ConfigCheck,
     events: broadcast::Sender<StateChanged>,
@@ -63,6 +67,8 @@ impl FakeHome {
         ];
         FakeHome {
             entities: Mutex::new(entities),
+            automations: Mutex::default(),
+            fail_next_load: Default::default(),
             calls: Mutex::new(Vec::new()),
             config: ConfigCheck { valid: true, errors: vec![], warnings: vec![] },
             events: broadcast::channel(16).0,
@@ -71,6 +77,18 @@ impl FakeHome {
 
     pub fn calls(&self) -> Vec<ServiceCall> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn fake_automation(id: &str, config: serde_json::Value) -> Automation {
+    Automation {
+        id: id.into(),
+        alias: config.get("alias").and_then(|a| a.as_str()).unwrap_or(id).into(),
+        description: String::new(),
+        entity_id: Some(format!("automation.{id}")),
+        enabled: true,
+        last_triggered: None,
+        config,
     }
 }
 
@@ -227,19 +245,31 @@ impl Home for FakeHome {
     }
 
     async fn automations(&self) -> Result<Vec<Automation>, HomeError> {
-        Ok(vec![])
+        let saved = self.automations.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(saved.into_iter().map(|(id, config)| fake_automation(&id, config)).collect())
     }
 
     async fn automation(&self, id: &str) -> Result<Automation, HomeError> {
-        Err(HomeError::not_found(format!("automation `{id}`")))
+        let saved = self.automations.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        saved.map(|c| fake_automation(id, c)).ok_or_else(|| HomeError::not_found(format!("automation `{id}`")))
     }
 
-    async fn upsert_automation(&self, id: &str, _config: serde_json::Value) -> Result<Automation, HomeError> {
-        Err(HomeError::invalid(format!("automation `{id}`"), "the fake home stores no automations"))
+    async fn upsert_automation(&self, id: &str, config: serde_json::Value) -> Result<Automation, HomeError> {
+        self.automations.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), config.clone());
+        if self.fail_next_load.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(HomeError::Timeout {
+                what: format!("loading automation `{id}`"),
+                after: std::time::Duration::from_secs(1),
+            });
+        }
+        Ok(fake_automation(id, config))
     }
 
     async fn delete_automation(&self, id: &str) -> Result<(), HomeError> {
-        Err(HomeError::not_found(format!("automation `{id}`")))
+        match self.automations.lock().unwrap_or_else(|e| e.into_inner()).remove(id) {
+            Some(_) => Ok(()),
+            None => Err(HomeError::not_found(format!("automation `{id}`"))),
+        }
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StateChanged> {

@@ -330,3 +330,84 @@ fn entity_ids_and_numbers_parse() {
     assert_eq!(parse_number("NaN"), None);
     assert_eq!(parse_number("on"), None);
 }
+
+const KETTLE_YAML: &str = "alias: Kettle off at night
+triggers:
+  - trigger: time
+    at: '23:00:00'
+actions:
+  - action: switch.turn_off
+    target:
+      entity_id: switch.kettle
+";
+
+#[tokio::test]
+async fn save_automation_previews_yaml_and_refuses_what_does_not_check() {
+    let home = home();
+    let tool = SaveAutomation::new(home.clone(), None);
+    let preview = tool.preview(&json!({"id": "kettle_off", "yaml": KETTLE_YAML}), &ctx()).await.unwrap();
+    assert_eq!(preview.summary, "create automation 'Kettle off at night' (kettle_off)");
+    let details = preview.details.unwrap();
+    assert!(details.starts_with("# automations/kettle_off.yaml\nalias: Kettle off at night\n"), "{details}");
+    assert!(preview.targets.iter().any(|t| t.id == "switch.kettle"));
+
+    let missing = KETTLE_YAML.replace("switch.kettle", "switch.teapot");
+    match tool.preview(&json!({"id": "kettle_off", "yaml": missing}), &ctx()).await {
+        Err(ToolError::InvalidArguments(m)) => assert!(m.contains("`switch.teapot` does not exist"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match tool.call(json!({"id": "kettle_off", "yaml": "alias: [unclosed"}), &ctx()).await {
+        Err(ToolError::InvalidArguments(m)) => assert!(m.contains("not valid YAML"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(home.automations.lock().unwrap().is_empty(), "nothing was saved");
+}
+
+#[tokio::test]
+async fn an_update_previews_a_yaml_diff() {
+    let home = home();
+    let tool = SaveAutomation::new(home.clone(), None);
+    tool.call(json!({"id": "kettle_off", "yaml": KETTLE_YAML}), &ctx()).await.unwrap();
+    let later = KETTLE_YAML.replace("23:00:00", "23:30:00");
+    let preview = tool.preview(&json!({"id": "kettle_off", "yaml": later}), &ctx()).await.unwrap();
+    assert!(preview.summary.starts_with("update automation"));
+    let diff = preview.details.unwrap();
+    assert!(diff.contains("\n-- at: 23:00:00\n+- at: 23:30:00\n"), "{diff}");
+    assert!(diff.contains("\n alias: Kettle off at night\n"), "unchanged lines stay: {diff}");
+}
+
+#[tokio::test]
+async fn an_automation_that_does_not_load_is_rolled_back() {
+    let home = home();
+    let tool = SaveAutomation::new(home.clone(), None);
+    tool.call(json!({"id": "kettle_off", "yaml": KETTLE_YAML}), &ctx()).await.unwrap();
+    let v1 = home.automations.lock().unwrap()["kettle_off"].clone();
+
+    // An update that is written but never loads: the old version comes back.
+    home.fail_next_load.store(true, std::sync::atomic::Ordering::SeqCst);
+    let later = KETTLE_YAML.replace("23:00:00", "23:30:00");
+    match tool.call(json!({"id": "kettle_off", "yaml": later}), &ctx()).await {
+        Err(ToolError::Failed(m)) => assert!(m.contains("rolled back: restored the previous version"), "{m}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(home.automations.lock().unwrap()["kettle_off"], v1);
+
+    // A new one that never loads is removed again.
+    home.fail_next_load.store(true, std::sync::atomic::Ordering::SeqCst);
+    match tool.call(json!({"id": "kettle_new", "yaml": KETTLE_YAML}), &ctx()).await {
+        Err(ToolError::Failed(m)) => assert!(m.contains("removed the new automation again"), "{m}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(!home.automations.lock().unwrap().contains_key("kettle_new"));
+}
+
+#[tokio::test]
+async fn validate_automation_reports_problems_as_data() {
+    let tool = ValidateAutomation::new(home());
+    let ok = run(&tool, json!({"yaml": KETTLE_YAML})).await;
+    assert_eq!(ok["valid"], true);
+    assert_eq!(ok["entities"], json!(["switch.kettle"]));
+    let bad = run(&tool, json!({"config": {"alias": "x", "triggers": [], "actions": [{"action": "nope"}]}})).await;
+    assert_eq!(bad["valid"], false);
+    assert_eq!(bad["errors"].as_array().unwrap().len(), 2, "{bad}");
+}

@@ -257,6 +257,34 @@ async fn automations_are_created_listed_and_deleted(s: &Subject) {
     }
 }
 
+async fn automations_are_checked_before_saving(s: &Subject) {
+    use steward_core::home::automation_check::check_automation;
+    let good = json!({
+        "alias": "Steward check",
+        "triggers": [{"trigger": "time", "at": "03:33:33"}],
+        "actions": [{"action": "light.turn_off", "target": {"entity_id": s.lights[0]}}],
+    });
+    let checked = check_automation(s.home.as_ref(), good.clone()).await.unwrap();
+    assert_eq!(checked.entities, vec![s.lights[0].clone()]);
+    assert!(checked.yaml.starts_with("alias: Steward check\n"), "{}", checked.yaml);
+
+    let mut missing = good.clone();
+    missing["actions"][0]["target"]["entity_id"] = json!("light.no_such_lamp");
+    let errors = check_automation(s.home.as_ref(), missing).await.unwrap_err();
+    assert!(errors.iter().any(|e| e.contains("`light.no_such_lamp` does not exist")), "{errors:?}");
+
+    // Well formed, but only the house knows 25:99 is no time of day.
+    let mut bad_time = good.clone();
+    bad_time["triggers"][0]["at"] = json!("25:99:00");
+    let verdict = check_automation(s.home.as_ref(), bad_time).await;
+    if s.home.is_demo() {
+        assert!(verdict.is_ok(), "the demo home has no validator of its own");
+    } else {
+        let errors = verdict.unwrap_err();
+        assert!(errors.iter().any(|e| e.starts_with("Home Assistant rejects the triggers")), "{errors:?}");
+    }
+}
+
 /// Runs each named check against the demo home and a real Home Assistant.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -292,4 +320,5 @@ contract!(
     system_log_has_errors_newest_first,
     configuration_checks_valid,
     automations_are_created_listed_and_deleted,
+    automations_are_checked_before_saving,
 );
