@@ -20,6 +20,11 @@ use super::{approvals, Outcome, TurnRun, EVENT_BUFFER};
 use crate::delegation::{DelegateTool, MAX_DELEGATION_DEPTH};
 use crate::tool::ToolContext;
 
+/// Built-in analyses that belong to a specialist but need no model: when
+/// another agent calls one, it runs at once on the specialist's behalf, and
+/// the events say whose work it is.
+const RUN_FOR: &[(&str, &str)] = &[("analyze_energy", "data-scientist"), ("discover_entities", "librarian")];
+
 /// What a delegated turn hands back.
 struct Delegated {
     /// Its answer, as the person would have read it.
@@ -31,6 +36,38 @@ struct Delegated {
 }
 
 impl TurnRun {
+    /// The specialist a tool belongs to, when this turn's agent is another
+    /// one and that specialist is configured.
+    pub(super) fn specialist_for(&self, tool: &str) -> Option<String> {
+        let (_, owner) = RUN_FOR.iter().find(|(name, _)| *name == tool)?;
+        (*owner != self.agent.id && self.engine.inner.agents.get(owner).is_some()).then(|| owner.to_string())
+    }
+
+    /// Runs `tool` on `owner`'s behalf, announced as a delegation.
+    pub(super) async fn run_for(
+        &self,
+        owner: String,
+        tool: &dyn crate::tool::Tool,
+        call: &ToolCall,
+        args: serde_json::Value,
+        mut ctx: ToolContext,
+    ) -> approvals::Invocation {
+        let child_turn_id = format!("{}.{}", self.turn_id, call.id);
+        self.emit(Event::DelegationStarted {
+            turn_id: self.turn_id.clone(),
+            child_turn_id: child_turn_id.clone(),
+            agent: owner.clone(),
+            task: call.name.clone(),
+            depth: self.depth + 1,
+        })
+        .await;
+        ctx.agent = owner.clone();
+        let run = approvals::invoke(tool, args, &ctx).await;
+        self.emit(Event::DelegationFinished { turn_id: self.turn_id.clone(), child_turn_id, agent: owner, ok: run.ok })
+            .await;
+        run
+    }
+
     /// Runs `delegation`'s agent on a brief written from `args`; returns the
     /// tool result the calling model sees.
     pub(super) async fn delegate(
@@ -52,7 +89,11 @@ Answer with what you have.",
             );
         }
         let Some(agent) = inner.agents.get(delegation.agent()).cloned() else {
-            return (false, format!("error: there is no '{}' agent configured to hand this to", delegation.agent()), false);
+            return (
+                false,
+                format!("error: there is no '{}' agent configured to hand this to", delegation.agent()),
+                false,
+            );
         };
         let mut brief = match delegation.brief(&args) {
             Ok(brief) => brief,
@@ -125,8 +166,12 @@ Answer with what you have.",
                 if let Event::Error { message, .. } = &event {
                     error = Some(message.clone());
                 }
-                self.emit(Event::Delegated { turn_id: self.turn_id.clone(), agent: agent.id.clone(), event: Box::new(event) })
-                    .await;
+                self.emit(Event::Delegated {
+                    turn_id: self.turn_id.clone(),
+                    agent: agent.id.clone(),
+                    event: Box::new(event),
+                })
+                .await;
             }
             error
         };

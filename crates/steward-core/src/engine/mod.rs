@@ -1033,7 +1033,10 @@ Nothing has changed yet. Do not call it again; their answer comes in a later mes
             if self.debug {
                 self.debug_io(call, "input", inner.redactor.json(&args).to_string()).await;
             }
-            let run = approvals::invoke(tool.as_ref(), args, &ctx).await;
+            let run = match self.specialist_for(&call.name) {
+                Some(owner) => self.run_for(owner, tool.as_ref(), call, args, ctx).await,
+                None => approvals::invoke(tool.as_ref(), args, &ctx).await,
+            };
             if spec.effect != steward_protocol::Effect::Read {
                 self.audit("tool.executed", &facts, serde_json::json!({"call_id": call.id, "outcome": run.outcome}))
                     .await;

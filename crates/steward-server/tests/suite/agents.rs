@@ -146,7 +146,8 @@ integration lost its connection (the log shows timeouts). Recommendations: check
     // Five model calls: architect, architect, data scientist ×2, architect.
     let prompts = a.prompts();
     assert_eq!(prompts.len(), 5, "{prompts:#?}");
-    for (i, who) in [(0, "architect"), (1, "architect"), (2, "data scientist"), (3, "data scientist"), (4, "architect")] {
+    for (i, who) in [(0, "architect"), (1, "architect"), (2, "data scientist"), (3, "data scientist"), (4, "architect")]
+    {
         assert!(prompts[i].contains(&format!("You are Steward's {who}")), "request {i}: {}", prompts[i]);
     }
     // The specialist works with its own tools, not the architect's.
@@ -154,7 +155,9 @@ integration lost its connection (the log shows timeouts). Recommendations: check
     assert!(ds_tools.contains(&"analyze_energy".to_string()), "{ds_tools:?}");
     assert!(!ds_tools.contains(&"diagnose_issue".to_string()) && !ds_tools.contains(&"control_entity".to_string()));
     let arch_tools = a.offered_tools(0);
-    assert!(arch_tools.contains(&"diagnose_issue".to_string()) && arch_tools.contains(&"propose_automation".to_string()));
+    assert!(
+        arch_tools.contains(&"diagnose_issue".to_string()) && arch_tools.contains(&"propose_automation".to_string())
+    );
 
     // The data scientist's brief carries the architect's evidence and
     // Steward's own gap analysis of the sensor.
@@ -165,7 +168,8 @@ integration lost its connection (the log shows timeouts). Recommendations: check
     assert!(brief.contains("get_entity_history") && brief.contains("gaps"), "{brief}");
     // The architect's own evidence round saw the gap and the log errors.
     let round = requests[1]["messages"].as_array().unwrap();
-    let results: Vec<&str> = round.iter().filter(|m| m["role"] == "tool").map(|m| m["content"].as_str().unwrap()).collect();
+    let results: Vec<&str> =
+        round.iter().filter(|m| m["role"] == "tool").map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(results.len(), 3);
     assert!(results.iter().any(|r| r.contains("car_charger")), "{results:?}");
 
@@ -288,7 +292,8 @@ async fn an_automation_naming_a_missing_entity_is_never_proposed() {
     let id = a.conversation("architect").await;
     a.turn(&id, "turn on the moon lamp at sunset").await;
     let requests = a.h.llm().chat_requests();
-    let result = requests[2]["messages"].as_array().unwrap().iter().rev().find(|m| m["role"] == "tool").unwrap().clone();
+    let result =
+        requests[2]["messages"].as_array().unwrap().iter().rev().find(|m| m["role"] == "tool").unwrap().clone();
     let content = result["content"].as_str().unwrap();
     assert!(content.contains("light.moon_lamp") && content.contains("does not exist"), "{content}");
     let all = a.h.get("/api/proposals").await.json();
@@ -330,7 +335,14 @@ async fn delegation_depth_is_limited() {
     registry.insert(developer);
     let a = agents(registry).await;
     let ask = || Reply::tool_call("propose_automation", json!({"description": "again"}).to_string());
-    a.h.llm().push_all([ask(), ask(), ask(), Reply::text("depth 2 gave up"), Reply::text("depth 1 done"), Reply::text("done")]);
+    a.h.llm().push_all([
+        ask(),
+        ask(),
+        ask(),
+        Reply::text("depth 2 gave up"),
+        Reply::text("depth 1 done"),
+        Reply::text("done"),
+    ]);
     let id = a.conversation("architect").await;
     let events = a.turn(&id, "recurse").await;
     let depths: Vec<u64> =
@@ -345,4 +357,33 @@ async fn delegation_depth_is_limited() {
     });
     assert!(refused, "the third level was not refused");
     assert_eq!(answer(&events), "done");
+}
+
+#[tokio::test]
+async fn built_in_analyses_run_on_the_specialists_behalf_without_a_model_turn() {
+    let a = agents(AgentRegistry::builtin()).await;
+    a.h.llm().push_all([
+        Reply::tool_calls(vec![
+            call("discover_entities", json!({"query": "charger"})),
+            call("analyze_energy", json!({"hours": 24})),
+        ]),
+        Reply::text("The charger is sensor.car_charger_energy."),
+    ]);
+    let id = a.conversation("architect").await;
+    let events = a.turn(&id, "what does the car charger use?").await;
+    let started: Vec<(String, String)> = events
+        .iter()
+        .filter(|(n, _)| n == "delegation_started")
+        .map(|(_, d)| (d["agent"].as_str().unwrap().to_string(), d["task"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        started,
+        vec![
+            ("librarian".to_string(), "discover_entities".to_string()),
+            ("data-scientist".to_string(), "analyze_energy".to_string())
+        ]
+    );
+    assert_eq!(events.iter().filter(|(n, d)| n == "delegation_finished" && d["ok"] == true).count(), 2);
+    assert!(nested(&events, "librarian").is_empty(), "no model turn was needed");
+    assert_eq!(a.h.llm().chat_requests().len(), 2);
 }
