@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from helpers import UPSTREAM_KEY, tool_call
+from helpers import UPSTREAM_KEY, text, tool_call
 from processes import clean_env, free_port, start_steward, steward_binary
 
 HA_URL = os.environ.get("STEWARD_TEST_HA_URL")
@@ -137,6 +137,54 @@ def test_an_automation_from_a_sentence_is_deployed_to_home_assistant_after_appro
         assert loaded and loaded[0]["state"] == "on", loaded
     finally:
         ha("DELETE", f"/api/config/automation/config/{automation_id}")
+        server.http.close()
+        server.proc.stop()
+
+
+def test_the_diagnosis_flow_runs_against_home_assistant(workdir, scripted, llm):
+    env = {"HA_URL": HA_URL, "HA_TOKEN": HA_TOKEN, "OPENAI_BASE_URL": scripted.base_url, "OPENAI_API_KEY": UPSTREAM_KEY}
+    server = start_steward("steward-ha-diagnosis", workdir, env)
+    meter = "sensor.total_energy_kwh"
+    try:
+        llm.script(
+            {
+                "type": "tool_calls",
+                "calls": [
+                    {"name": "get_ha_logs", "arguments": "{}"},
+                    {"name": "check_ha_config", "arguments": "{}"},
+                    {"name": "get_entity_history", "arguments": json.dumps({"entity_ids": [meter], "detailed": True})},
+                ],
+            },
+            tool_call(
+                "diagnose_issue",
+                json.dumps(
+                    {
+                        "entity_ids": [meter],
+                        "diagnostic_context": "config check and logs gathered above",
+                        "instructions": "Is the energy meter reporting?",
+                    }
+                ),
+            ),
+            text("Findings: the meter reports. Likely cause: none. Recommendations: none."),
+            text("Diagnosis: the energy meter is reporting normally."),
+        )
+        conversation_id = server.http.post("/api/conversations", json={}).json()["id"]
+        r = server.http.post(
+            f"/api/conversations/{conversation_id}/messages", json={"content": "is my energy meter broken?"}
+        )
+        assert r.json()["content"] == "Diagnosis: the energy meter is reporting normally.", r.json()
+        requests = [q["body"] for q in llm.chat_requests()]
+        assert len(requests) == 4, requests
+        evidence = [m["content"] for m in requests[1]["messages"] if m["role"] == "tool"]
+        assert len(evidence) == 3 and all(not e.startswith("error") for e in evidence), evidence
+        assert '"valid":true' in evidence[1].replace(" ", ""), evidence[1]
+        assert requests[2]["messages"][0]["content"].startswith("You are Steward's data scientist")
+        brief = requests[2]["messages"][1]["content"]
+        assert "Is the energy meter reporting?" in brief and meter in brief, brief
+        assert "Steward's own analysis (get_entity_history" in brief, brief
+        answer = [m for m in requests[3]["messages"] if m["role"] == "tool"][-1]["content"]
+        assert answer.startswith("data-scientist answered:\nFindings:"), answer
+    finally:
         server.http.close()
         server.proc.stop()
 
