@@ -152,10 +152,9 @@ say plainly what you could not establish.",
                 let description = text(args, "description")?;
                 let target = match args.get("automation_id") {
                     None | Some(Value::Null) => String::new(),
-                    Some(Value::String(id)) if !id.trim().is_empty() => format!(
-                        "\n\nChange the existing automation `{}` (read it first; keep its id).",
-                        id.trim()
-                    ),
+                    Some(Value::String(id)) if !id.trim().is_empty() => {
+                        format!("\n\nChange the existing automation `{}` (read it first; keep its id).", id.trim())
+                    }
                     Some(other) => {
                         return Err(ToolError::InvalidArguments(format!(
                             "`automation_id` must be an automation id, not {other}"
@@ -276,10 +275,15 @@ mod tests {
         };
         assert!(err(json!({"diagnostic_context": "x", "instructions": "y"})).contains("`entity_ids`"));
         assert!(err(json!({"entity_ids": ["a"], "instructions": "y"})).contains("`diagnostic_context`"));
-        assert!(err(json!({"entity_ids": ["a"], "diagnostic_context": "x", "instructions": " "})).contains("`instructions`"));
-        assert!(err(json!({"entity_ids": ["a"], "diagnostic_context": "x", "instructions": "y", "z": 1})).contains("`z`"));
+        assert!(err(json!({"entity_ids": ["a"], "diagnostic_context": "x", "instructions": " "}))
+            .contains("`instructions`"));
+        assert!(
+            err(json!({"entity_ids": ["a"], "diagnostic_context": "x", "instructions": "y", "z": 1})).contains("`z`")
+        );
         let dev = DelegateTool::propose_automation();
         assert!(matches!(dev.brief(&json!({})), Err(ToolError::InvalidArguments(m)) if m.contains("`description`")));
-        assert!(dev.brief(&json!({"description": "porch light at sunset"})).is_ok_and(|b| b.contains("save_automation")));
+        assert!(dev
+            .brief(&json!({"description": "porch light at sunset"}))
+            .is_ok_and(|b| b.contains("save_automation")));
     }
 }

@@ -201,18 +201,8 @@ pub fn referenced_entities(config: &Value) -> Vec<String> {
 /// Renders the config as YAML, with the keys in the order people write
 /// them (alias first, then triggers, conditions, actions).
 pub fn to_yaml(config: &Value) -> String {
-    const ORDER: &[&str] = &[
-        "id",
-        "alias",
-        "description",
-        "mode",
-        "triggers",
-        "trigger",
-        "conditions",
-        "condition",
-        "actions",
-        "action",
-    ];
+    const ORDER: &[&str] =
+        &["id", "alias", "description", "mode", "triggers", "trigger", "conditions", "condition", "actions", "action"];
     let Some(obj) = config.as_object() else {
         return yaml_serde::to_string(config).unwrap_or_else(|_| config.to_string());
     };

@@ -268,7 +268,9 @@ impl Tool for SaveAutomation {
                 "exists",
                 line_diff(&file(&id), &to_yaml(old), &checked.yaml),
             ),
-            None => (format!("create automation '{alias}' ({id})"), "new", format!("# {}\n{}", file(&id), checked.yaml)),
+            None => {
+                (format!("create automation '{alias}' ({id})"), "new", format!("# {}\n{}", file(&id), checked.yaml))
+            }
         };
         let mut targets =
             vec![PreviewTarget { id: format!("automation config {id}"), name: Some(alias), state: Some(state.into()) }];
@@ -287,7 +289,9 @@ impl Tool for SaveAutomation {
             Err(e) => {
                 // It may be written but did not load: put back what was there before.
                 let rollback = match &before {
-                    Some(old) => self.home.upsert_automation(&id, old.clone()).await.map(|_| "restored the previous version"),
+                    Some(old) => {
+                        self.home.upsert_automation(&id, old.clone()).await.map(|_| "restored the previous version")
+                    }
                     None => match self.home.delete_automation(&id).await {
                         Ok(()) | Err(HomeError::NotFound { .. }) => Ok("removed the new automation again"),
                         Err(e) => Err(e),
