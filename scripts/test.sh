@@ -17,6 +17,14 @@ STEWARD_TEST_POSTGRES_URL=$(bash scripts/postgres.sh | tail -n 1)
 export STEWARD_TEST_POSTGRES_URL
 export STEWARD_REQUIRE_POSTGRES=1
 
+# bubblewrap for the analysis-script sandbox (steward-integrations'
+# sandbox suite); the sandbox tests must run, not skip.
+step "bubblewrap for the sandbox suite"
+if ! command -v bwrap >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+fi
+export STEWARD_REQUIRE_SANDBOX=1
+
 # --- Home Assistant for the steward-integrations suite ----------------------
 # A real Home Assistant Core (PyPI, venv under .ci-state) running the demo
 # integration on 127.0.0.1 (port 58123, or the next free one); the suite's

@@ -8,6 +8,7 @@
 pub mod demo;
 pub mod git_audit;
 pub mod homeassistant;
+pub mod sandbox;
 
 pub use demo::DemoHome;
 pub use homeassistant::HomeAssistant;

@@ -265,7 +265,7 @@ async fn automations_are_checked_before_saving(s: &Subject) {
         "actions": [{"action": "light.turn_off", "target": {"entity_id": s.lights[0]}}],
     });
     let checked = check_automation(s.home.as_ref(), good.clone()).await.unwrap();
-    assert_eq!(checked.entities, vec![s.lights[0].clone()]);
+    assert_eq!(checked.entities, vec![s.lights[0].to_string()]);
     assert!(checked.yaml.starts_with("alias: Steward check\n"), "{}", checked.yaml);
 
     let mut missing = good.clone();

@@ -6,3 +6,4 @@ mod ha_live;
 mod home_contract;
 mod home_tools;
 mod intent;
+mod sandbox;

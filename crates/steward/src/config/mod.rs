@@ -52,6 +52,7 @@ pub struct FileConfig {
     pub home: HomeSection,
     pub audit: AuditSection,
     pub log: LogSection,
+    pub sandbox: SandboxSection,
     /// Extra or overriding agent profiles, by id.
     pub agents: BTreeMap<String, AgentSection>,
 }
@@ -121,6 +122,56 @@ pub struct AuditSection {
     /// A git repository (created when missing) that gets a commit
     /// `infra(<approval-id>): <summary>` for every applied configuration change.
     pub git_repo: Option<PathBuf>,
+}
+
+/// `[sandbox]`: where model-written Python analysis scripts run; see
+/// `steward_integrations::sandbox` for what the sandbox holds back.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// Run scripts without a sandbox when bubblewrap is missing or cannot
+    /// work here; every such run then needs a person's approval.
+    pub allow_unsandboxed: bool,
+    /// The bwrap binary; default: `bwrap` on PATH.
+    pub bwrap: Option<PathBuf>,
+    /// The Python 3 interpreter; default: `python3` on PATH, then /usr/bin/python3.
+    pub python: Option<PathBuf>,
+    pub memory_mb: u64,
+    pub cpu_secs: u64,
+    pub timeout_secs: u64,
+    pub max_processes: u64,
+    pub output_cap_bytes: usize,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        let d = steward_integrations::sandbox::SandboxConfig::default();
+        SandboxSection {
+            allow_unsandboxed: d.allow_unsandboxed,
+            bwrap: d.bwrap_path,
+            python: d.python,
+            memory_mb: d.memory_mb,
+            cpu_secs: d.cpu_secs,
+            timeout_secs: d.timeout_secs,
+            max_processes: d.max_processes,
+            output_cap_bytes: d.output_cap_bytes,
+        }
+    }
+}
+
+impl SandboxSection {
+    pub fn sandbox_config(&self) -> steward_integrations::sandbox::SandboxConfig {
+        steward_integrations::sandbox::SandboxConfig {
+            allow_unsandboxed: self.allow_unsandboxed,
+            bwrap_path: self.bwrap.clone(),
+            python: self.python.clone(),
+            memory_mb: self.memory_mb,
+            cpu_secs: self.cpu_secs,
+            timeout_secs: self.timeout_secs,
+            max_processes: self.max_processes,
+            output_cap_bytes: self.output_cap_bytes,
+        }
+    }
 }
 
 /// `[policy]`: how tool calls are decided; see `steward_core::policy` for
@@ -487,6 +538,7 @@ impl Config {
                 fix: "use at most 60000".into(),
             });
         }
+        p.extend(sandbox_problems(&f.sandbox));
         if !(10..=7 * 86_400).contains(&f.policy.approval_ttl_secs) {
             p.push(Problem {
                 key: "policy.approval_ttl_secs".into(),
@@ -602,6 +654,28 @@ impl Config {
 struct DisplayConfig<'a> {
     #[serde(flatten)]
     config: &'a FileConfig,
+}
+
+/// The `[sandbox]` numbers outside what a script can work with (too small
+/// for Python to start) or what a host should give one script.
+fn sandbox_problems(s: &SandboxSection) -> Vec<Problem> {
+    let checks: [(&str, u64, u64, u64, &str); 5] = [
+        ("sandbox.memory_mb", s.memory_mb, 64, 65_536, "the default is 512"),
+        ("sandbox.cpu_secs", s.cpu_secs, 1, 3_600, "the default is 10"),
+        ("sandbox.timeout_secs", s.timeout_secs, 1, 3_600, "the default is 20"),
+        // The sandbox's own init and the interpreter are two already.
+        ("sandbox.max_processes", s.max_processes, 4, 4_096, "the default is 32"),
+        ("sandbox.output_cap_bytes", s.output_cap_bytes as u64, 1_024, 16 * 1024 * 1024, "the default is 65536"),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, value, min, max, _)| !(*min..=*max).contains(value))
+        .map(|(key, value, min, max, default)| Problem {
+            key: key.into(),
+            message: format!("{value} is outside {min}–{max}"),
+            fix: format!("use a number from {min} to {max}; {default}"),
+        })
+        .collect()
 }
 
 /// Whether `url` is an http(s) URL with a host.
@@ -789,6 +863,28 @@ mod tests {
         assert!(e.contains("yolo"), "{e}");
         let e = resolve("[[policy.rules]]\nentity = \"x\"\ndecision = \"maybe\"\n", &[]).unwrap_err().to_string();
         assert!(e.contains("maybe"), "{e}");
+    }
+
+    #[test]
+    fn the_sandbox_section_is_read_and_checked() {
+        let c = resolve("", &[]).unwrap();
+        assert_eq!(c.file.sandbox.sandbox_config(), steward_integrations::sandbox::SandboxConfig::default());
+        let c = resolve(
+            "[sandbox]\nallow_unsandboxed = true\nbwrap = \"/opt/bwrap\"\nmemory_mb = 256\ntimeout_secs = 5\n",
+            &[],
+        )
+        .unwrap();
+        let s = c.file.sandbox.sandbox_config();
+        assert!(s.allow_unsandboxed);
+        assert_eq!(
+            (s.bwrap_path, s.memory_mb, s.timeout_secs, s.cpu_secs),
+            (Some(PathBuf::from("/opt/bwrap")), 256, 5, 10)
+        );
+        let e = resolve("[sandbox]\nmax_processes = 1\ntimeout_secs = 0\n", &[]).unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["sandbox.timeout_secs", "sandbox.max_processes"], "{e}");
+        let e = resolve("[sandbox]\nallow_unsandboxd = true\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown field `allow_unsandboxd`"), "{e}");
     }
 
     #[test]
