@@ -285,7 +285,7 @@ def test_an_approved_automation_is_committed_to_the_git_audit_repository(workdir
         r = server.http.post(f"/api/conversations/{conversation_id}/messages", json={"content": "porch light at sunset"})
         asked = r.json()["content"]
         assert "create automation 'Porch light at sunset' (porch_light)" in asked, asked
-        assert "alias: Porch light at sunset" in asked and "- trigger: sun" in asked, "the preview is the YAML"
+        assert "alias: Porch light at sunset" in asked and "- trigger: sun" in asked, asked
         [approval] = proposals(server, conversation_id=conversation_id)
 
         r = server.http.post(f"/api/conversations/{conversation_id}/messages", json={"content": "approve"})

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use steward_protocol::api::{CatalogEntity, Conversation, StoredMessage};
 use steward_protocol::approval::{Approval, ApprovalScope, ApprovalStatus};
+use steward_protocol::task::{ExecutionLog, LogLevel, StepStatus, Task, TaskStatus, TaskStep};
 use steward_protocol::Message;
 
 use crate::audit::{AuditEntry, NewAuditEntry};
@@ -165,6 +166,84 @@ pub trait Store: Send + Sync + 'static {
         let _ = (conversation_id, debug);
         Err(StoreError::Database("this store keeps no conversation settings".into()))
     }
+
+    // ---- Tasks and plans (`crate::tasks`) ----------------------------------
+    // Every status change is conditional on the current status, so a cancel
+    // and a finish (or two runners) racing on the same task have one winner.
+
+    /// Stores a new task with its steps (none yet while it is planning).
+    async fn create_task(&self, task: &Task) -> Result<(), StoreError> {
+        let _ = task;
+        Err(no_tasks())
+    }
+
+    /// A task with its steps, in plan order.
+    async fn get_task(&self, id: &str) -> Result<Option<Task>, StoreError> {
+        let _ = id;
+        Err(no_tasks())
+    }
+
+    /// Newest first, at most `limit`, with their steps.
+    async fn list_tasks(&self, limit: u32) -> Result<Vec<Task>, StoreError> {
+        let _ = limit;
+        Err(no_tasks())
+    }
+
+    /// Tasks in any of `statuses`, newest first, at most `limit` (for
+    /// recovery after a restart).
+    async fn tasks_in_status(&self, statuses: &[TaskStatus], limit: u32) -> Result<Vec<Task>, StoreError> {
+        let _ = (statuses, limit);
+        Err(no_tasks())
+    }
+
+    /// Records the plan of a task that is still `planning`: its steps, the
+    /// summary and the total estimate. `false` when it no longer plans (it
+    /// was cancelled meanwhile).
+    async fn set_task_plan(&self, id: &str, plan: &TaskPlan) -> Result<bool, StoreError> {
+        let _ = (id, plan);
+        Err(no_tasks())
+    }
+
+    /// Moves a task from `from` to `change.to`, atomically and only if it
+    /// is still in `from`. `true` when this call made the change.
+    async fn set_task_status(&self, id: &str, from: TaskStatus, change: &TaskTransition) -> Result<bool, StoreError> {
+        let _ = (id, from, change);
+        Err(no_tasks())
+    }
+
+    /// Changes a step, atomically and only if its status is one of `from`.
+    /// A step only moves to `running` while its task is `running`, so a
+    /// cancelled task starts nothing new. `true` when this call changed it.
+    async fn update_step(
+        &self,
+        task_id: &str,
+        step_id: &str,
+        from: &[StepStatus],
+        update: &StepUpdate,
+    ) -> Result<bool, StoreError> {
+        let _ = (task_id, step_id, from, update);
+        Err(no_tasks())
+    }
+
+    /// Appends a line to a task's execution log (the store assigns `seq`
+    /// and the time).
+    async fn append_execution_log(
+        &self,
+        task_id: &str,
+        step_id: Option<&str>,
+        level: LogLevel,
+        message: &str,
+    ) -> Result<ExecutionLog, StoreError> {
+        let _ = (task_id, step_id, level, message);
+        Err(no_tasks())
+    }
+
+    /// A task's execution log, in order of `seq`.
+    async fn list_execution_logs(&self, task_id: &str) -> Result<Vec<ExecutionLog>, StoreError> {
+        let _ = task_id;
+        Err(no_tasks())
+    }
+    // ---- end of tasks and plans --------------------------------------------
 }
 
 fn no_catalog() -> StoreError {
@@ -217,4 +296,58 @@ pub struct ApprovalDecision {
     pub decided_by: String,
     pub decided_at: i64,
     pub scope: Option<ApprovalScope>,
+}
+
+// ---- Tasks and plans (`crate::tasks`) --------------------------------------
+
+fn no_tasks() -> StoreError {
+    StoreError::Database("this store keeps no tasks".into())
+}
+
+/// A plan to record on a task that is planning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskPlan {
+    pub summary: String,
+    pub estimated_cost_usd: f64,
+    pub steps: Vec<TaskStep>,
+    pub at: i64,
+}
+
+/// A task's move to another status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskTransition {
+    pub to: TaskStatus,
+    pub at: i64,
+    /// Recorded when set (why it failed, was rejected or cancelled).
+    pub error: Option<String>,
+    /// Recorded when set (the plan's approval).
+    pub approval_id: Option<String>,
+}
+
+impl TaskTransition {
+    pub fn to(to: TaskStatus, at: i64) -> Self {
+        TaskTransition { to, at, error: None, approval_id: None }
+    }
+
+    pub fn with_error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+}
+
+/// A step's move to another status; unset fields keep their value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpdate {
+    pub status: StepStatus,
+    pub attempts: Option<u32>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl StepUpdate {
+    pub fn to(status: StepStatus) -> Self {
+        StepUpdate { status, attempts: None, output: None, error: None, started_at: None, finished_at: None }
+    }
 }

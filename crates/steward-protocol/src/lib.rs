@@ -14,6 +14,7 @@ pub mod insight;
 pub mod message;
 pub mod openai;
 mod protocol;
+pub mod task;
 
 pub use error::ErrorCode;
 pub use message::{Message, Role, ToolCall, Usage};

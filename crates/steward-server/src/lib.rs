@@ -17,6 +17,7 @@ mod native;
 mod openai;
 mod proposals;
 mod query;
+mod requests;
 mod sse;
 mod usage;
 
@@ -25,7 +26,7 @@ use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
-use steward_core::{Engine, Gateway};
+use steward_core::{Engine, Gateway, Tasks};
 
 pub use audit::verify as verify_audit;
 pub use auth::{digest_hex, parse_digest, ApiKeys};
@@ -58,16 +59,30 @@ pub struct AppState {
     pub http_metrics: Arc<HttpMetrics>,
     /// Gateway mode and budgets, when a model router is configured.
     pub gateway: Option<Arc<dyn Gateway>>,
+    /// Tasks and plans (`/api/requests`), when a task runner is wired in.
+    pub tasks: Option<Arc<Tasks>>,
 }
 
 impl AppState {
     pub fn new(engine: Engine, settings: ServerSettings) -> Self {
-        AppState { engine, settings: Arc::new(settings), http_metrics: Arc::new(HttpMetrics::default()), gateway: None }
+        AppState {
+            engine,
+            settings: Arc::new(settings),
+            http_metrics: Arc::new(HttpMetrics::default()),
+            gateway: None,
+            tasks: None,
+        }
     }
 
     /// Serves `provider/model` and tier names as models, straight through `gateway`.
     pub fn with_gateway(mut self, gateway: Arc<dyn Gateway>) -> Self {
         self.gateway = Some(gateway);
+        self
+    }
+
+    /// Serves `/api/requests` from `tasks`.
+    pub fn with_tasks(mut self, tasks: Arc<Tasks>) -> Self {
+        self.tasks = Some(tasks);
         self
     }
 }
@@ -87,6 +102,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/proposals/{id}", get(proposals::get))
         .route("/api/proposals/{id}/approve", post(proposals::approve))
         .route("/api/proposals/{id}/reject", post(proposals::reject))
+        .route("/api/requests", post(requests::create).get(requests::list))
+        .route("/api/requests/{id}", get(requests::get))
+        .route("/api/requests/{id}/cancel", post(requests::cancel))
+        .route("/api/requests/{id}/events", get(requests::events))
         .route("/api/usage", get(usage::report))
         .route("/api/audit", get(audit::list))
         .route("/metrics", get(health::metrics))

@@ -29,6 +29,7 @@ use steward_protocol::{Role, ToolCall};
 mod approvals;
 mod entities;
 mod migrate;
+mod tasks;
 mod url;
 
 pub use crate::url::redact_url;
@@ -825,6 +826,67 @@ impl Store for SqlStore {
             return Err(StoreError::ConversationNotFound(conversation_id.to_string()));
         }
         Ok(())
+    }
+
+    // Tasks and plans: see tasks.rs.
+    async fn create_task(&self, task: &steward_protocol::task::Task) -> Result<(), StoreError> {
+        self.insert_task(task).await
+    }
+
+    async fn get_task(&self, id: &str) -> Result<Option<steward_protocol::task::Task>, StoreError> {
+        self.select_task(id).await
+    }
+
+    async fn list_tasks(&self, limit: u32) -> Result<Vec<steward_protocol::task::Task>, StoreError> {
+        self.select_tasks(limit).await
+    }
+
+    async fn tasks_in_status(
+        &self,
+        statuses: &[steward_protocol::task::TaskStatus],
+        limit: u32,
+    ) -> Result<Vec<steward_protocol::task::Task>, StoreError> {
+        self.select_tasks_in(statuses, limit).await
+    }
+
+    async fn set_task_plan(&self, id: &str, plan: &steward_core::store::TaskPlan) -> Result<bool, StoreError> {
+        self.update_task_plan(id, plan).await
+    }
+
+    async fn set_task_status(
+        &self,
+        id: &str,
+        from: steward_protocol::task::TaskStatus,
+        change: &steward_core::store::TaskTransition,
+    ) -> Result<bool, StoreError> {
+        self.update_task_status(id, from, change).await
+    }
+
+    async fn update_step(
+        &self,
+        task_id: &str,
+        step_id: &str,
+        from: &[steward_protocol::task::StepStatus],
+        update: &steward_core::store::StepUpdate,
+    ) -> Result<bool, StoreError> {
+        self.update_task_step(task_id, step_id, from, update).await
+    }
+
+    async fn append_execution_log(
+        &self,
+        task_id: &str,
+        step_id: Option<&str>,
+        level: steward_protocol::task::LogLevel,
+        message: &str,
+    ) -> Result<steward_protocol::task::ExecutionLog, StoreError> {
+        self.insert_execution_log(task_id, step_id, level, message).await
+    }
+
+    async fn list_execution_logs(
+        &self,
+        task_id: &str,
+    ) -> Result<Vec<steward_protocol::task::ExecutionLog>, StoreError> {
+        self.select_execution_logs(task_id).await
     }
 }
 

@@ -5,16 +5,19 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use steward_core::changes::ChangeRecorder;
+use steward_core::delegation::DelegateTool;
 use steward_core::home::catalog::spawn_catalog_sync;
-use steward_core::home::tools::{home_tools, DeleteAutomation, SaveAutomation};
+use steward_core::home::tools::{home_tools, DeleteAutomation, SaveAutomation, ValidateAutomation};
 use steward_core::tools::CurrentTime;
 use steward_core::{
     AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Home, Llm, Redactor, RulePolicy, Store,
     SystemClock, ToolRegistry, UnconfiguredLlm,
 };
+use steward_core::{Policy, RunTaskTool, RunnerOptions, RunnerParts, TaskRunner, Tasks};
 use steward_integrations::demo::DemoHome;
 use steward_integrations::git_audit::GitAudit;
 use steward_integrations::homeassistant::HomeAssistant;
+use steward_integrations::sandbox::{RunAnalysisScript, Sandbox};
 use steward_llm::anthropic::{Anthropic, AnthropicConfig};
 use steward_llm::gemini::{Gemini, GeminiConfig};
 use steward_llm::ollama::{Ollama, OllamaConfig};
@@ -174,14 +177,24 @@ fn build_agents(config: &Config, tools: &ToolRegistry) -> anyhow::Result<AgentRe
 
 /// The tools every agent can be given. Applied configuration changes go to
 /// `changes` (the git audit) when it is configured.
-fn builtin_tools(clock: Arc<dyn Clock>, home: Arc<dyn Home>, changes: Option<Arc<dyn ChangeRecorder>>) -> ToolRegistry {
+fn builtin_tools(
+    clock: Arc<dyn Clock>,
+    home: Arc<dyn Home>,
+    changes: Option<Arc<dyn ChangeRecorder>>,
+    sandbox: Arc<Sandbox>,
+) -> ToolRegistry {
     let mut tools = ToolRegistry::new();
     tools.register(Arc::new(CurrentTime::new(clock.clone())));
+    tools.register(Arc::new(RunAnalysisScript::new(home.clone(), clock.clone(), sandbox)));
     for tool in home_tools(home.clone(), clock) {
         tools.register(tool);
     }
     tools.register(Arc::new(SaveAutomation::new(home.clone(), changes.clone())));
+    tools.register(Arc::new(ValidateAutomation::new(home.clone())));
     tools.register(Arc::new(DeleteAutomation::new(home, changes)));
+    for delegation in DelegateTool::builtin() {
+        tools.register(Arc::new(delegation));
+    }
     tools
 }
 
@@ -219,7 +232,9 @@ pub fn check_agents(config: &Config) -> anyhow::Result<()> {
     // The tools' names do not depend on the house, so the demo home stands in.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let home: Arc<dyn Home> = Arc::new(DemoHome::new(clock.clone()));
-    build_agents(config, &builtin_tools(clock, home, None)).map(|_| ())
+    // Nor on the sandbox, which is therefore not looked for.
+    let sandbox = Arc::new(Sandbox::unchecked(&config.file.sandbox.sandbox_config()));
+    build_agents(config, &builtin_tools(clock, home, None, sandbox)).map(|_| ())
 }
 
 /// Opens (and migrates) the configured database: `DATABASE_URL`, or the
@@ -283,7 +298,13 @@ nothing real is controlled"
     }
     let demo = home.is_demo();
     let changes = open_git_audit(&config).await?;
-    let tools = builtin_tools(clock.clone(), home.clone(), changes);
+    let sandbox = Arc::new(Sandbox::detect(&config.file.sandbox.sandbox_config()).await);
+    if sandbox.is_sandboxed() {
+        tracing::info!("{}", sandbox.describe());
+    } else {
+        tracing::warn!("{}", sandbox.describe());
+    }
+    let tools = builtin_tools(clock.clone(), home.clone(), changes, sandbox);
     let mut agents = build_agents(&config, &tools)?;
     if demo {
         for id in ["architect", "librarian"] {
@@ -302,7 +323,20 @@ nothing real is controlled"
         Some(r) => Arc::new(r.clone()),
         None => Arc::new(UnconfiguredLlm),
     };
-    let policy = RulePolicy { preset: config.file.policy.preset, rules: config.file.policy.rules.clone() };
+    let policy: Arc<dyn Policy> =
+        Arc::new(RulePolicy { preset: config.file.policy.preset, rules: config.file.policy.rules.clone() });
+    // Tasks and plans: the runner calls the tools directly; the engine also
+    // gets `run_task`, which starts a plan once a person approves it.
+    let runner = TaskRunner::new(RunnerParts {
+        store: store.clone(),
+        tools: tools.clone(),
+        policy: policy.clone(),
+        clock: clock.clone(),
+        redactor: Redactor::new(config.secrets()),
+        options: RunnerOptions::default(),
+    });
+    let mut tools = tools;
+    tools.register(Arc::new(RunTaskTool::new(runner.clone())));
     let options = EngineOptions {
         approval_ttl: Duration::from_secs(config.file.policy.approval_ttl_secs),
         debug: config.file.engine.debug,
@@ -321,9 +355,19 @@ nothing real is controlled"
                 max_parallel_tools: config.file.engine.max_parallel_tools,
             },
         },
-        Arc::new(policy),
+        policy,
         options,
     );
+    // Tasks a stop left behind: running ones resume (a step that could
+    // change things and was interrupted is not run again).
+    let tasks = Arc::new(Tasks::new(engine.clone(), runner, llm.clone()));
+    let task_recovery = tasks.recover().await.map_err(|e| anyhow::anyhow!("cannot recover tasks: {e}"))?;
+    for id in &task_recovery.resumed {
+        tracing::info!(task = %id, "resumed a task after the restart");
+    }
+    for id in &task_recovery.failed {
+        tracing::warn!(task = %id, "a task was interrupted while it was being planned or started; marked failed");
+    }
     // Approvals a crash or stop left behind: approved ones that never
     // started run now, once; interrupted ones are marked failed.
     let recovery = engine.recover_approvals().await.map_err(|e| anyhow::anyhow!("cannot recover approvals: {e}"))?;
@@ -367,7 +411,8 @@ nothing real is controlled"
             "no language model is configured: set OPENAI_API_KEY/OPENAI_BASE_URL or OLLAMA_HOST to enable answers"
         );
     }
-    let mut state = AppState::new(engine, ServerSettings { api_keys: keys, max_body_bytes: server.max_body_bytes });
+    let mut state = AppState::new(engine, ServerSettings { api_keys: keys, max_body_bytes: server.max_body_bytes })
+        .with_tasks(tasks);
     if let Some(r) = &router {
         state = state.with_gateway(Arc::new(r.clone()));
     }

@@ -363,6 +363,83 @@ impl Engine {
         Ok(approval)
     }
 
+    /// Asks a person to approve a call that no model turn made: a task's
+    /// whole plan (`crate::tasks`). It is decided like any other approval
+    /// (a chat reply in `conversation_id`, the API, the CLI) and, once
+    /// approved, runs through the same exactly-once claim. `effect` may be
+    /// stronger than the tool's own (a plan's strongest step). It names no
+    /// targets, so it can only be approved once, never "always". `call.id`
+    /// (a task id) becomes its turn and call id, tying the audit trail to
+    /// what asked.
+    pub async fn request_approval(
+        &self,
+        conversation_id: &str,
+        agent: &str,
+        call: &ToolCall,
+        effect: Effect,
+        preview: Preview,
+    ) -> Result<Approval, super::EngineError> {
+        let tool = self.inner.tools.get(&call.name).ok_or_else(|| {
+            super::EngineError::InvalidInput(format!(
+                "no tool named '{}' is registered, so nothing could run under this approval",
+                call.name
+            ))
+        })?;
+        let arguments = match serde_json::from_str::<serde_json::Value>(&call.arguments) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            Ok(_) | Err(_) => {
+                return Err(super::EngineError::InvalidInput(format!(
+                    "the arguments of '{}' must be a JSON object",
+                    call.name
+                )))
+            }
+        };
+        if self.inner.store.get_conversation(conversation_id).await?.is_none() {
+            return Err(super::EngineError::ConversationNotFound(conversation_id.to_string()));
+        }
+        let spec = tool.spec();
+        let rank = |e: Effect| match e {
+            Effect::Read => 0,
+            Effect::Mutate => 1,
+            Effect::Destructive => 2,
+        };
+        let effect = if rank(effect) > rank(spec.effect) { effect } else { spec.effect };
+        let facts = CallFacts { tool: spec.name.clone(), effect, domains: Vec::new(), entities: Vec::new() };
+        let now = self.inner.clock.now_ms();
+        let approval = Approval {
+            id: format!("apr_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            conversation_id: conversation_id.to_string(),
+            turn_id: call.id.clone(),
+            agent: agent.to_string(),
+            call_id: call.id.clone(),
+            tool: spec.name.clone(),
+            kind: call_kind(&facts, &arguments),
+            arguments,
+            effect,
+            targets: Vec::new(),
+            preview,
+            status: ApprovalStatus::Pending,
+            created_at: now,
+            expires_at: now.saturating_add(self.ttl_ms()),
+            decided_by: None,
+            decided_at: None,
+            scope: None,
+            idempotency_key: format!("idem_{}", uuid::Uuid::new_v4().simple()),
+            started_at: None,
+            finished_at: None,
+            outcome: None,
+        };
+        self.inner.store.create_approval(&approval).await?;
+        self.audit_approval(
+            &format!("agent:{agent}"),
+            "approval.requested",
+            &approval,
+            serde_json::json!({"preview": approval.preview, "arguments": approval.arguments, "expires_at": approval.expires_at}),
+        )
+        .await;
+        Ok(approval)
+    }
+
     /// One approval, brought up to date (a pending one past its expiry is
     /// marked expired).
     pub async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {

@@ -199,22 +199,71 @@ pub fn referenced_entities(config: &Value) -> Vec<String> {
 }
 
 /// Renders the config as YAML, with the keys in the order people write
-/// them (alias first, then triggers, conditions, actions).
+/// them: alias first, then triggers, conditions, actions; and in each
+/// trigger, condition or action the key that says what it is first.
 pub fn to_yaml(config: &Value) -> String {
-    const ORDER: &[&str] =
-        &["id", "alias", "description", "mode", "triggers", "trigger", "conditions", "condition", "actions", "action"];
-    let Some(obj) = config.as_object() else {
-        return yaml_serde::to_string(config).unwrap_or_else(|_| config.to_string());
+    let yaml = yaml_serde::to_string(&ordered(config)).unwrap_or_else(|_| config.to_string());
+    yaml.lines().map(quote_yaml11_scalar).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+/// Home Assistant reads YAML 1.1, where a plain `off`, `on`, `yes` or `no`
+/// is a boolean and `23:00:00` a number in base 60; the emitter writes
+/// YAML 1.2, where they are text. A plain scalar of that form can only have
+/// come from text, so it is quoted, and the YAML means the same to both.
+fn quote_yaml11_scalar(line: &str) -> String {
+    let value_at = match line.rfind(": ") {
+        Some(i) => i + 2,
+        None => match line.trim_start().strip_prefix("- ") {
+            Some(rest) => line.len() - rest.len(),
+            None => return line.to_string(),
+        },
     };
-    let mut ordered = yaml_serde::Mapping::new();
-    let keys = ORDER.iter().map(|k| k.to_string()).chain(obj.keys().filter(|k| !ORDER.contains(&k.as_str())).cloned());
-    for key in keys {
-        if let Some(v) = obj.get(&key) {
-            let value = yaml_serde::to_value(v).unwrap_or(yaml_serde::Value::Null);
-            ordered.insert(yaml_serde::Value::String(key), value);
-        }
+    let value = &line[value_at..];
+    let word = matches!(value.to_ascii_lowercase().as_str(), "on" | "off" | "yes" | "no" | "y" | "n");
+    let sexagesimal = {
+        let parts: Vec<&str> = value.split(':').collect();
+        parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if word || sexagesimal {
+        format!("{}'{value}'", &line[..value_at])
+    } else {
+        line.to_string()
     }
-    yaml_serde::to_string(&ordered).unwrap_or_else(|_| config.to_string())
+}
+
+fn ordered(v: &Value) -> yaml_serde::Value {
+    const FIRST: &[&str] = &[
+        "id",
+        "alias",
+        "description",
+        "mode",
+        "trigger",
+        "platform",
+        "condition",
+        "action",
+        "service",
+        "triggers",
+        "conditions",
+        "actions",
+    ];
+    match v {
+        Value::Object(obj) => {
+            let mut out = yaml_serde::Mapping::new();
+            let keys = FIRST
+                .iter()
+                .filter(|k| obj.contains_key(**k))
+                .map(|k| k.to_string())
+                .chain(obj.keys().filter(|k| !FIRST.contains(&k.as_str())).cloned());
+            for key in keys {
+                if let Some(value) = obj.get(&key) {
+                    out.insert(yaml_serde::Value::String(key), ordered(value));
+                }
+            }
+            yaml_serde::Value::Mapping(out)
+        }
+        Value::Array(items) => yaml_serde::Value::Sequence(items.iter().map(ordered).collect()),
+        other => yaml_serde::to_value(other).unwrap_or(yaml_serde::Value::Null),
+    }
 }
 
 /// Runs every check against `home`: structure, entities that exist, and
@@ -290,6 +339,24 @@ mode: single
         let triggers = yaml.find("triggers:").unwrap_or(usize::MAX);
         let actions = yaml.find("actions:").unwrap_or(0);
         assert!(triggers < actions, "{yaml}");
+        assert!(yaml.contains("- trigger: sun\n  event: sunset\n"), "{yaml}");
+        assert!(yaml.contains("- action: light.turn_on\n  target:"), "{yaml}");
+        // Quoted, so Home Assistant's YAML 1.1 does not read a boolean.
+        assert!(yaml.contains("  state: 'off'\n"), "{yaml}");
+        assert_eq!(parse_automation_yaml(&yaml).ok(), Some(config));
+    }
+
+    #[test]
+    fn text_that_yaml_1_1_would_misread_is_quoted() {
+        let config = json!({"alias": "x", "triggers": [{"trigger": "time", "at": "23:00:00"}],
+            "actions": [{"action": "switch.turn_off", "data": {"state": "on", "count": 3, "flag": true, "list": ["no", "maybe"]}}]});
+        let yaml = to_yaml(&config);
+        for quoted in ["at: '23:00:00'", "state: 'on'", "- 'no'"] {
+            assert!(yaml.contains(quoted), "{quoted} in {yaml}");
+        }
+        for plain in ["count: 3", "flag: true", "- maybe"] {
+            assert!(yaml.contains(plain), "{plain} in {yaml}");
+        }
         assert_eq!(parse_automation_yaml(&yaml).ok(), Some(config));
     }
 

@@ -372,7 +372,7 @@ async fn an_update_previews_a_yaml_diff() {
     let preview = tool.preview(&json!({"id": "kettle_off", "yaml": later}), &ctx()).await.unwrap();
     assert!(preview.summary.starts_with("update automation"));
     let diff = preview.details.unwrap();
-    assert!(diff.contains("\n-- at: 23:00:00\n+- at: 23:30:00\n"), "{diff}");
+    assert!(diff.contains("\n-  at: '23:00:00'\n+  at: '23:30:00'\n"), "{diff}");
     assert!(diff.contains("\n alias: Kettle off at night\n"), "unchanged lines stay: {diff}");
 }
 

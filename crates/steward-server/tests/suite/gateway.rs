@@ -100,7 +100,19 @@ async fn gateway_models_are_listed_beside_the_agents() {
     let g = gateway(None).await;
     let v = g.h.get("/v1/models").await.json();
     let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["architect", "data-scientist", "developer", "infra", "librarian", "smart", "cloud/claude-test", "home/llama"]);
+    assert_eq!(
+        ids,
+        vec![
+            "architect",
+            "data-scientist",
+            "developer",
+            "infra",
+            "librarian",
+            "smart",
+            "cloud/claude-test",
+            "home/llama"
+        ]
+    );
     assert_eq!(g.h.get("/v1/models/home/llama").await.status, 404, "ids with a slash are listed, not fetched by path");
     assert_eq!(g.h.get("/v1/models/smart").await.json()["owned_by"], "steward-gateway");
 }

@@ -1,3 +1,4 @@
+mod agents;
 mod approvals;
 mod audit;
 mod bad_input;
@@ -6,6 +7,7 @@ mod gateway;
 mod local;
 mod native;
 mod openai;
+mod requests;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -35,7 +35,8 @@ async fn connecting_twice_is_a_no_op(db: &TestDb) {
             (3, "0003_usage_ledger".to_string(), T0),
             (4, "0004_audit_log".to_string(), T0),
             (5, "0005_approvals".to_string(), T0),
-            (6, "0006_entities".to_string(), T0)
+            (6, "0006_entities".to_string(), T0),
+            (8, "0008_tasks".to_string(), T0)
         ]
     );
 
@@ -71,7 +72,8 @@ async fn concurrent_first_connects_migrate_once(db: &TestDb) {
                 (3, "0003_usage_ledger".to_string(), T0),
                 (4, "0004_audit_log".to_string(), T0),
                 (5, "0005_approvals".to_string(), T0),
-                (6, "0006_entities".to_string(), T0)
+                (6, "0006_entities".to_string(), T0),
+                (8, "0008_tasks".to_string(), T0)
             ]
         );
     }

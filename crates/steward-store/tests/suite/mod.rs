@@ -8,3 +8,4 @@ mod conversations;
 mod entities;
 mod messages;
 mod migrations;
+mod tasks;
