@@ -158,6 +158,13 @@ Answer with what you have.",
         })
         .await;
         tracing::info!(agent = %agent.id, child_turn_id = %child_turn_id, depth = self.depth + 1, "delegating");
+        let facts = crate::policy::CallFacts::of(crate::tool::Tool::spec(delegation), &args);
+        self.audit(
+            "agent.delegated",
+            &facts,
+            serde_json::json!({"call_id": call.id, "to": agent.id, "child_turn_id": child_turn_id, "depth": self.depth + 1}),
+        )
+        .await;
 
         let running = child.run_delegated(brief);
         let forward = async {

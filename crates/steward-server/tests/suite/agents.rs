@@ -196,6 +196,14 @@ integration lost its connection (the log shows timeouts). Recommendations: check
     let result = last.as_array().unwrap().iter().rev().find(|m| m["role"] == "tool").unwrap();
     assert!(result["content"].as_str().unwrap().starts_with("data-scientist answered:\nFindings:"), "{result}");
 
+    // The hand-over is in the audit trail.
+    let audit = a.h.get("/api/audit?limit=1000").await.json();
+    let delegated: Vec<&Value> =
+        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "agent.delegated").collect();
+    assert_eq!(delegated.len(), 1, "{audit}");
+    assert_eq!(delegated[0]["actor"], "agent:architect");
+    assert_eq!(delegated[0]["detail"]["to"], "data-scientist");
+
     // The delegated turn is on record in a conversation of its own.
     let list = a.h.get("/api/conversations").await.json();
     let convs = list["conversations"].as_array().or_else(|| list.as_array()).unwrap().clone();
