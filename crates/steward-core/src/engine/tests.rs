@@ -8,7 +8,8 @@ use steward_protocol::Effect;
 
 use super::*;
 use crate::llm::{LlmError, LlmStream};
-use crate::tool::{Tool, ToolSpec};
+use crate::policy::Decision;
+use crate::tool::{Tool, ToolContext, ToolError, ToolSpec};
 use crate::AgentProfile;
 
 /// An in-memory store, enough to drive the engine.
