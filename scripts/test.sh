@@ -39,6 +39,43 @@ export STEWARD_REQUIRE_HA=1
 printf 'Home Assistant ready after %ss\n' "$(($(date +%s) - ha_started))" >&2
 # --- end of Home Assistant ---------------------------------------------------
 
+# --- MCP servers for the MCP client's suites ----------------------------------
+# The reference MCP servers from npm (server-everything, server-filesystem),
+# pinned by tests/mcp/package-lock.json and installed with `npm ci` under
+# .ci-state; the MCP tests of steward-integrations, steward-server and
+# steward must run, not skip.
+step "MCP servers for the MCP suites"
+MCP_ENV=$(bash scripts/mcp.sh | tail -n 2)
+STEWARD_TEST_MCP_EVERYTHING=$(printf '%s\n' "$MCP_ENV" | sed -n 's/^STEWARD_TEST_MCP_EVERYTHING=//p')
+STEWARD_TEST_MCP_FILESYSTEM=$(printf '%s\n' "$MCP_ENV" | sed -n 's/^STEWARD_TEST_MCP_FILESYSTEM=//p')
+export STEWARD_TEST_MCP_EVERYTHING STEWARD_TEST_MCP_FILESYSTEM
+export STEWARD_REQUIRE_MCP=1
+# --- end of MCP servers -------------------------------------------------------
+
+# --- sshd for the SSH tools' suites ------------------------------------------
+# This checkout's own OpenSSH server on 127.0.0.1 (port 2222 or the next free
+# one; openssh-server is apt-installed if missing), state under .ci-state/sshd;
+# the SSH tests of steward-integrations and steward-server must run, not skip.
+step "sshd for the SSH suites"
+SSHD_ENV_FILE=$(bash scripts/sshd.sh | tail -n 1)
+# shellcheck disable=SC1090
+. "$SSHD_ENV_FILE"
+export STEWARD_TEST_SSH_HOST="$SSH_TEST_HOST" STEWARD_TEST_SSH_PORT="$SSH_TEST_PORT"
+export STEWARD_TEST_SSH_USER="$SSH_TEST_USER" STEWARD_TEST_SSH_KEY="$SSH_TEST_KEY"
+export STEWARD_TEST_SSH_HOST_PUBKEY="$SSH_TEST_HOST_PUBKEY"
+export STEWARD_REQUIRE_SSH=1
+# --- end of sshd ---------------------------------------------------------------
+
+# --- ansible-core for the Ansible tools' suites -------------------------------
+# A pinned ansible-core (PyPI, venv under .ci-state); the Ansible tests of
+# steward-integrations and steward-server run playbooks on localhost with
+# connection: local and must run, not skip.
+step "ansible-core for the Ansible suites"
+STEWARD_TEST_ANSIBLE_PLAYBOOK=$(bash scripts/ansible.sh | tail -n 1)
+export STEWARD_TEST_ANSIBLE_PLAYBOOK
+export STEWARD_REQUIRE_ANSIBLE=1
+# --- end of ansible-core ------------------------------------------------------
+
 step "Python environment for the end-to-end suite (openai SDK, pytest)"
 if [ ! -x .venv/bin/python ]; then
     rm -rf .venv

@@ -175,7 +175,26 @@ impl AgentProfile {
             id: "infra".into(),
             purpose: "Looks after the homelab: Proxmox, Ansible, SSH and MCP servers.".into(),
             system_prompt: INFRA_PROMPT.into(),
-            tools: vec!["get_current_time".to_string()],
+            tools: vec![
+                "get_current_time".to_string(),
+                // Proxmox VE (`steward_integrations::proxmox::TOOL_NAMES`).
+                "proxmox_list_nodes".to_string(),
+                "proxmox_list_vms".to_string(),
+                "proxmox_vm_status".to_string(),
+                "proxmox_cluster_resources".to_string(),
+                "proxmox_task_status".to_string(),
+                "proxmox_start_vm".to_string(),
+                "proxmox_shutdown_vm".to_string(),
+                "proxmox_stop_vm".to_string(),
+                // Ansible (`steward_integrations::ansible`).
+                "ansible_list_playbooks".to_string(),
+                "ansible_list_hosts".to_string(),
+                "ansible_run_playbook".to_string(),
+                // SSH (`steward_integrations::ssh::SSH_TOOL_NAMES`).
+                "ssh_list_hosts".to_string(),
+                "ssh_run_readonly".to_string(),
+                "ssh_run".to_string(),
+            ],
             tier: Tier::Smart,
             model: None,
             created: BUILTIN_CREATED,

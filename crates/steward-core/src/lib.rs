@@ -14,6 +14,7 @@ pub mod delegation;
 pub mod engine;
 pub mod gateway;
 pub mod home;
+pub mod insights;
 pub mod intent;
 pub mod llm;
 pub mod metrics;

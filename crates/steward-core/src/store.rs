@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use steward_protocol::api::{CatalogEntity, Conversation, StoredMessage};
 use steward_protocol::approval::{Approval, ApprovalScope, ApprovalStatus};
+use steward_protocol::insight::Insight;
 use steward_protocol::task::{ExecutionLog, LogLevel, StepStatus, Task, TaskStatus, TaskStep};
 use steward_protocol::Message;
 
@@ -244,6 +245,29 @@ pub trait Store: Send + Sync + 'static {
         Err(no_tasks())
     }
     // ---- end of tasks and plans --------------------------------------------
+
+    // ---- Insights (`crate::insights`) ---------------------------------------
+
+    /// Stores a new insight. Its `chart_url` is not stored: it follows from
+    /// the id ([`crate::insights::chart_url`]) whenever a chart is present.
+    async fn create_insight(&self, insight: &Insight) -> Result<(), StoreError> {
+        let _ = insight;
+        Err(no_insights())
+    }
+
+    /// An insight with its evidence and chart, and `chart_url` set when it
+    /// has a chart.
+    async fn get_insight(&self, id: &str) -> Result<Option<Insight>, StoreError> {
+        let _ = id;
+        Err(no_insights())
+    }
+
+    /// Insights matching `filter`, newest first, at most `filter.limit`.
+    async fn list_insights(&self, filter: &InsightFilter) -> Result<Vec<Insight>, StoreError> {
+        let _ = filter;
+        Err(no_insights())
+    }
+    // ---- end of insights ---------------------------------------------------
 }
 
 fn no_catalog() -> StoreError {
@@ -349,5 +373,27 @@ pub struct StepUpdate {
 impl StepUpdate {
     pub fn to(status: StepStatus) -> Self {
         StepUpdate { status, attempts: None, output: None, error: None, started_at: None, finished_at: None }
+    }
+}
+
+// ---- Insights (`crate::insights`) ------------------------------------------
+
+fn no_insights() -> StoreError {
+    StoreError::Database("this store keeps no insights".into())
+}
+
+/// Which insights to list. Every set field must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsightFilter {
+    /// `energy`, `note` …
+    pub kind: Option<String>,
+    /// Only insights about this entity.
+    pub entity_id: Option<String>,
+    pub limit: u32,
+}
+
+impl Default for InsightFilter {
+    fn default() -> Self {
+        InsightFilter { kind: None, entity_id: None, limit: 100 }
     }
 }

@@ -32,6 +32,12 @@ pub struct Insight {
     pub created_at: i64,
 }
 
+/// `GET /api/insights`, newest first.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct InsightList {
+    pub insights: Vec<Insight>,
+}
+
 /// `POST /api/insights`: an insight written by a person or a client.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -8,11 +8,13 @@
 mod audit;
 mod auth;
 mod body;
+pub mod chart;
 mod entities;
 mod error;
 mod gateway;
 mod health;
 mod http_metrics;
+mod insights;
 mod native;
 mod openai;
 mod proposals;
@@ -61,6 +63,9 @@ pub struct AppState {
     pub gateway: Option<Arc<dyn Gateway>>,
     /// Tasks and plans (`/api/requests`), when a task runner is wired in.
     pub tasks: Option<Arc<Tasks>>,
+    /// The flat price per kWh `POST /api/insights/analyze` works out the
+    /// cost with (`[energy] price_per_kwh`); no cost without it.
+    pub energy_price_per_kwh: Option<f64>,
 }
 
 impl AppState {
@@ -71,6 +76,7 @@ impl AppState {
             http_metrics: Arc::new(HttpMetrics::default()),
             gateway: None,
             tasks: None,
+            energy_price_per_kwh: None,
         }
     }
 
@@ -83,6 +89,12 @@ impl AppState {
     /// Serves `/api/requests` from `tasks`.
     pub fn with_tasks(mut self, tasks: Arc<Tasks>) -> Self {
         self.tasks = Some(tasks);
+        self
+    }
+
+    /// Prices energy analyses made through `/api/insights/analyze`.
+    pub fn with_energy_price(mut self, price_per_kwh: Option<f64>) -> Self {
+        self.energy_price_per_kwh = price_per_kwh;
         self
     }
 }
@@ -106,6 +118,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/requests/{id}", get(requests::get))
         .route("/api/requests/{id}/cancel", post(requests::cancel))
         .route("/api/requests/{id}/events", get(requests::events))
+        .route("/api/insights", get(insights::list).post(insights::create))
+        .route("/api/insights/analyze", post(insights::analyze))
+        .route("/api/insights/{id}", get(insights::get))
+        .route("/api/insights/{id}/chart.svg", get(insights::chart_svg))
+        .route("/api/insights/{id}/chart.png", get(insights::chart_png))
         .route("/api/usage", get(usage::report))
         .route("/api/audit", get(audit::list))
         .route("/metrics", get(health::metrics))

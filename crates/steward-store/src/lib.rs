@@ -28,6 +28,7 @@ use steward_protocol::{Role, ToolCall};
 
 mod approvals;
 mod entities;
+mod insights;
 mod migrate;
 mod tasks;
 mod url;
@@ -887,6 +888,22 @@ impl Store for SqlStore {
         task_id: &str,
     ) -> Result<Vec<steward_protocol::task::ExecutionLog>, StoreError> {
         self.select_execution_logs(task_id).await
+    }
+
+    // Insights: see insights.rs.
+    async fn create_insight(&self, insight: &steward_protocol::insight::Insight) -> Result<(), StoreError> {
+        self.insert_insight(insight).await
+    }
+
+    async fn get_insight(&self, id: &str) -> Result<Option<steward_protocol::insight::Insight>, StoreError> {
+        self.select_insight(id).await
+    }
+
+    async fn list_insights(
+        &self,
+        filter: &steward_core::store::InsightFilter,
+    ) -> Result<Vec<steward_protocol::insight::Insight>, StoreError> {
+        self.select_insights(filter).await
     }
 }
 

@@ -29,6 +29,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "0004_audit_log", sql: include_str!("../migrations/0004_audit_log.sql") },
     Migration { version: 5, name: "0005_approvals", sql: include_str!("../migrations/0005_approvals.sql") },
     Migration { version: 6, name: "0006_entities", sql: include_str!("../migrations/0006_entities.sql") },
+    Migration { version: 7, name: "0007_insights", sql: include_str!("../migrations/0007_insights.sql") },
     Migration { version: 8, name: "0008_tasks", sql: include_str!("../migrations/0008_tasks.sql") },
 ];
 

@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod mcp;
 mod serve;
 
 use std::path::PathBuf;
@@ -100,6 +101,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Inspect the configured MCP servers.
+    Mcp {
+        #[command(subcommand)]
+        command: McpCommand,
+    },
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -169,6 +175,17 @@ enum KeysCommand {
 enum ConfigCommand {
     /// Validate the configuration and print the effective values, secrets masked.
     Check(ServeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum McpCommand {
+    /// Start the MCP servers as `serve` would, print each with its status (ok, failed: reason,
+    /// disabled) and its tools with their effect, then stop them; exits 1 when a server failed.
+    List {
+        /// Directory holding mcp_config.json (env STEWARD_DATA_DIR; default ./steward-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn overrides(args: &ServeArgs) -> Overrides {
@@ -284,6 +301,21 @@ fn main() -> ExitCode {
         }
         Command::Audit { command: AuditCommand::List { client: args, after, limit, json } } => {
             client_exit(runtime.block_on(client::audit_list(&args.url, args.api_key.clone(), after, limit, json)))
+        }
+        Command::Mcp { command: McpCommand::List { data_dir } } => {
+            let args = ServeArgs { data_dir, ..ServeArgs::default() };
+            let config = match load(cli.config.as_deref(), &args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if runtime.block_on(mcp::list(&config)) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Command::Keys { command: KeysCommand::New } => {
             let key = client::new_key();

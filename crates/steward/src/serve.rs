@@ -7,17 +7,20 @@ use anyhow::{bail, Context};
 use steward_core::changes::ChangeRecorder;
 use steward_core::delegation::DelegateTool;
 use steward_core::home::catalog::spawn_catalog_sync;
-use steward_core::home::tools::{home_tools, DeleteAutomation, SaveAutomation, ValidateAutomation};
+use steward_core::home::tools::{home_tools, AnalyzeEnergy, DeleteAutomation, SaveAutomation, ValidateAutomation};
 use steward_core::tools::CurrentTime;
 use steward_core::{
     AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Home, Llm, Redactor, RulePolicy, Store,
     SystemClock, ToolRegistry, UnconfiguredLlm,
 };
 use steward_core::{Policy, RunTaskTool, RunnerOptions, RunnerParts, TaskRunner, Tasks};
+use steward_integrations::ansible::{ansible_tools, Ansible};
 use steward_integrations::demo::DemoHome;
 use steward_integrations::git_audit::GitAudit;
 use steward_integrations::homeassistant::HomeAssistant;
+use steward_integrations::proxmox::{proxmox_tools, Proxmox, TaskWait};
 use steward_integrations::sandbox::{RunAnalysisScript, Sandbox};
+use steward_integrations::ssh::{ssh_tools, Ssh};
 use steward_llm::anthropic::{Anthropic, AnthropicConfig};
 use steward_llm::gemini::{Gemini, GeminiConfig};
 use steward_llm::ollama::{Ollama, OllamaConfig};
@@ -32,7 +35,8 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{Config, LogFormat, ProviderKind};
 
 pub fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.file.log.level).context("log.level (LOG_LEVEL) is not a valid filter")?;
+    let filter = EnvFilter::try_new(crate::mcp::log_filter(&config.file.log.level))
+        .context("log.level (LOG_LEVEL) is not a valid filter")?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match config.file.log.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
@@ -158,7 +162,7 @@ pub async fn build_llm(
 fn build_agents(config: &Config, tools: &ToolRegistry) -> anyhow::Result<AgentRegistry> {
     let mut agents = AgentRegistry::builtin();
     for profile in config.agent_profiles() {
-        agents.insert(profile);
+        agents.insert(crate::mcp::without_missing_mcp_tools(config, profile, tools));
     }
     for agent in agents.all() {
         for tool in &agent.tools {
@@ -182,6 +186,9 @@ fn builtin_tools(
     home: Arc<dyn Home>,
     changes: Option<Arc<dyn ChangeRecorder>>,
     sandbox: Arc<Sandbox>,
+    ansible: Arc<Ansible>,
+    ssh: Arc<Ssh>,
+    proxmox: Option<Arc<Proxmox>>,
 ) -> ToolRegistry {
     let mut tools = ToolRegistry::new();
     tools.register(Arc::new(CurrentTime::new(clock.clone())));
@@ -195,7 +202,25 @@ fn builtin_tools(
     for delegation in DelegateTool::builtin() {
         tools.register(Arc::new(delegation));
     }
+    // Always registered: unconfigured, they tell the agent what to set.
+    for tool in ansible_tools(ansible) {
+        tools.register(tool);
+    }
+    for tool in ssh_tools(ssh) {
+        tools.register(tool);
+    }
+    for tool in proxmox_tools(proxmox, TaskWait::default()) {
+        tools.register(tool);
+    }
     tools
+}
+
+/// The SSH client over `[ssh]`; its read-only patterns were checked with
+/// the rest of the configuration.
+fn build_ssh(config: &Config) -> anyhow::Result<Arc<Ssh>> {
+    let ssh = Ssh::new(config.file.ssh.ssh_config(&config.file.storage.data_dir))
+        .map_err(|e| anyhow::anyhow!("ssh.readonly_commands: {e}"))?;
+    Ok(Arc::new(ssh))
 }
 
 /// The git audit repository, when `[audit] git_repo` is set.
@@ -227,6 +252,27 @@ async fn build_home(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Ar
     }
 }
 
+/// The Proxmox VE client, when `[proxmox]` is configured. Proxmox being
+/// down does not stop Steward: it is checked in the background, and the
+/// tools report what they meet when they are called.
+fn build_proxmox(config: &Config) -> anyhow::Result<Option<Arc<Proxmox>>> {
+    let Some(c) = config.file.proxmox.proxmox_config() else { return Ok(None) };
+    let proxmox = Arc::new(Proxmox::new(&c).map_err(|e| anyhow::anyhow!("[proxmox]: {e}"))?);
+    if c.insecure_tls {
+        tracing::warn!(url = %c.url, "proxmox.insecure_tls is set: Proxmox's certificate is not verified");
+    }
+    let probe = proxmox.clone();
+    tokio::spawn(async move {
+        match probe.version().await {
+            Ok(version) => {
+                tracing::info!(url = %probe.url(), token = %probe.token_id(), %version, "Proxmox VE is reachable")
+            }
+            Err(e) => tracing::warn!(error = %e, "Proxmox VE is configured but cannot be used yet"),
+        }
+    });
+    Ok(Some(proxmox))
+}
+
 /// Checks the agent profiles of `config` as `serve` would.
 pub fn check_agents(config: &Config) -> anyhow::Result<()> {
     // The tools' names do not depend on the house, so the demo home stands in.
@@ -234,7 +280,8 @@ pub fn check_agents(config: &Config) -> anyhow::Result<()> {
     let home: Arc<dyn Home> = Arc::new(DemoHome::new(clock.clone()));
     // Nor on the sandbox, which is therefore not looked for.
     let sandbox = Arc::new(Sandbox::unchecked(&config.file.sandbox.sandbox_config()));
-    build_agents(config, &builtin_tools(clock, home, None, sandbox)).map(|_| ())
+    let ansible = Arc::new(Ansible::new(config.file.ansible.ansible_config()));
+    build_agents(config, &builtin_tools(clock, home, None, sandbox, ansible, build_ssh(config)?, None)).map(|_| ())
 }
 
 /// Opens (and migrates) the configured database: `DATABASE_URL`, or the
@@ -304,8 +351,22 @@ nothing real is controlled"
     } else {
         tracing::warn!("{}", sandbox.describe());
     }
-    let tools = builtin_tools(clock.clone(), home.clone(), changes, sandbox);
+    let ansible = Arc::new(Ansible::new(config.file.ansible.ansible_config()));
+    if ansible.is_configured() {
+        match ansible.describe() {
+            Ok(line) => tracing::info!("{line}"),
+            Err(e) => tracing::warn!("the Ansible tools cannot run: {e}"),
+        }
+    }
+    let ssh = build_ssh(&config)?;
+    tracing::info!("{}", ssh.describe());
+    let proxmox = build_proxmox(&config)?;
+    let mut tools = builtin_tools(clock.clone(), home.clone(), changes, sandbox, ansible, ssh, proxmox);
+    // MCP tools are known once their servers have started.
+    let mcp = crate::mcp::start(&config).await;
+    crate::mcp::register(&mcp, &mut tools);
     let mut agents = build_agents(&config, &tools)?;
+    crate::mcp::give_to_infra(&mcp, &mut agents);
     if demo {
         for id in ["architect", "librarian"] {
             if let Some(mut agent) = agents.get(id).cloned() {
@@ -317,6 +378,17 @@ nothing real is controlled"
     let store = open_store(&config, clock.clone()).await?;
     let store_desc = steward_store::redact_url(store.url());
     let store: Arc<dyn Store> = Arc::new(store);
+    // Energy analyses are kept as insights with a chart the answer links,
+    // and priced at the configured tariff.
+    let tools = {
+        let mut tools = tools;
+        tools.register(Arc::new(
+            AnalyzeEnergy::new(home.clone(), clock.clone())
+                .with_insights(store.clone())
+                .with_price(config.file.energy.price_per_kwh),
+        ));
+        tools
+    };
 
     let router = build_llm(&config, Some(store.clone()), clock.clone()).await?;
     let llm: Arc<dyn Llm> = match &router {
@@ -412,13 +484,15 @@ nothing real is controlled"
         );
     }
     let mut state = AppState::new(engine, ServerSettings { api_keys: keys, max_body_bytes: server.max_body_bytes })
-        .with_tasks(tasks);
+        .with_tasks(tasks)
+        .with_energy_price(config.file.energy.price_per_kwh);
     if let Some(r) = &router {
         state = state.with_gateway(Arc::new(r.clone()));
     }
     let served = steward_server::serve(listener, state, shutdown_signal()).await.context("the server failed");
     sweeper.abort();
     catalog.abort();
+    mcp.shutdown().await;
     served?;
     // Calls made before the shutdown still land in the ledger, so budgets
     // resume from them after a restart.

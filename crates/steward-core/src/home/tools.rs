@@ -9,7 +9,7 @@
 
 mod automation;
 mod control;
-mod energy;
+pub(crate) mod energy;
 mod history;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,9 +1,14 @@
+mod ansible;
 mod energy;
 mod fake_ha;
+mod fake_proxmox;
 mod ha_errors;
 mod ha_harness;
 mod ha_live;
 mod home_contract;
 mod home_tools;
 mod intent;
+mod mcp;
+mod proxmox;
 mod sandbox;
+mod ssh;

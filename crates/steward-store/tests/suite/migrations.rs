@@ -36,6 +36,7 @@ async fn connecting_twice_is_a_no_op(db: &TestDb) {
             (4, "0004_audit_log".to_string(), T0),
             (5, "0005_approvals".to_string(), T0),
             (6, "0006_entities".to_string(), T0),
+            (7, "0007_insights".to_string(), T0),
             (8, "0008_tasks".to_string(), T0)
         ]
     );
@@ -73,6 +74,7 @@ async fn concurrent_first_connects_migrate_once(db: &TestDb) {
                 (4, "0004_audit_log".to_string(), T0),
                 (5, "0005_approvals".to_string(), T0),
                 (6, "0006_entities".to_string(), T0),
+                (7, "0007_insights".to_string(), T0),
                 (8, "0008_tasks".to_string(), T0)
             ]
         );

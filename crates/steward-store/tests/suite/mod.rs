@@ -6,6 +6,7 @@ mod audit;
 mod connect;
 mod conversations;
 mod entities;
+mod insights;
 mod messages;
 mod migrations;
 mod tasks;

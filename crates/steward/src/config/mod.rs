@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 use steward_core::{AgentProfile, Tier};
 
 mod llm;
+mod mcp;
+mod ssh;
 pub use llm::{LlmSection, ProviderKind};
+pub use mcp::{McpServerSection, McpServers};
+use ssh::SshSection;
 
 /// A value that must never be printed.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -53,8 +57,14 @@ pub struct FileConfig {
     pub audit: AuditSection,
     pub log: LogSection,
     pub sandbox: SandboxSection,
+    pub proxmox: ProxmoxSection,
+    pub ssh: SshSection,
+    pub ansible: AnsibleSection,
+    pub energy: EnergySection,
     /// Extra or overriding agent profiles, by id.
     pub agents: BTreeMap<String, AgentSection>,
+    /// MCP servers, by name; more can come from `mcp_config.json`.
+    pub mcp_servers: BTreeMap<String, McpServerSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -115,6 +125,16 @@ pub struct HomeSection {
     pub demo_latency_ms: u64,
 }
 
+/// `[energy]`: what energy analyses should know about the house's tariff.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnergySection {
+    /// A flat price per kWh, in the user's currency: `analyze_energy` and
+    /// `POST /api/insights/analyze` work out the cost with it when no price
+    /// is given. No cost is shown without one.
+    pub price_per_kwh: Option<f64>,
+}
+
 /// `[audit]`: where applied configuration changes are also recorded.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -171,6 +191,93 @@ impl SandboxSection {
             max_processes: self.max_processes,
             output_cap_bytes: self.output_cap_bytes,
         }
+    }
+}
+
+/// `[ansible]`: the playbooks Steward may run and the inventory they run
+/// against; see `steward_integrations::ansible` for what a run may see.
+/// Without `playbook_dir` and `inventory` the Ansible tools say so.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnsibleSection {
+    /// The directory of the playbooks (with their ansible.cfg, roles …).
+    pub playbook_dir: Option<PathBuf>,
+    /// The inventory file, directory or script.
+    pub inventory: Option<PathBuf>,
+    /// ansible-playbook; default: on PATH.
+    pub ansible_playbook: Option<PathBuf>,
+    pub timeout_secs: u64,
+    /// The check-mode run that previews an approval.
+    pub check_timeout_secs: u64,
+}
+
+impl Default for AnsibleSection {
+    fn default() -> Self {
+        let d = steward_integrations::ansible::AnsibleConfig::default();
+        AnsibleSection {
+            playbook_dir: d.playbook_dir,
+            inventory: d.inventory,
+            ansible_playbook: d.ansible_playbook,
+            timeout_secs: d.timeout_secs,
+            check_timeout_secs: d.check_timeout_secs,
+        }
+    }
+}
+
+impl AnsibleSection {
+    pub fn ansible_config(&self) -> steward_integrations::ansible::AnsibleConfig {
+        steward_integrations::ansible::AnsibleConfig {
+            playbook_dir: self.playbook_dir.clone(),
+            inventory: self.inventory.clone(),
+            ansible_playbook: self.ansible_playbook.clone(),
+            timeout_secs: self.timeout_secs,
+            check_timeout_secs: self.check_timeout_secs,
+        }
+    }
+}
+
+/// `[proxmox]`: the Proxmox VE cluster the infra agent sees and powers;
+/// see `steward_integrations::proxmox`. Without a URL the Proxmox tools say
+/// how to configure it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxmoxSection {
+    /// `https://pve1.lan:8006` (`PROXMOX_URL`).
+    pub url: Option<String>,
+    /// `USER@REALM!TOKENID` (`PROXMOX_TOKEN_ID`).
+    pub token_id: Option<String>,
+    /// The token's secret (`PROXMOX_TOKEN_SECRET`).
+    pub token_secret: Option<Secret>,
+    /// The PEM file of the cluster's CA (`/etc/pve/pve-root-ca.pem` on a node).
+    pub ca_cert: Option<PathBuf>,
+    /// Accept any certificate; only on a network you trust.
+    pub insecure_tls: bool,
+    /// One API request.
+    pub timeout_secs: u64,
+}
+
+impl Default for ProxmoxSection {
+    fn default() -> Self {
+        ProxmoxSection {
+            url: None,
+            token_id: None,
+            token_secret: None,
+            ca_cert: None,
+            insecure_tls: false,
+            timeout_secs: steward_integrations::proxmox::DEFAULT_TIMEOUT.as_secs(),
+        }
+    }
+}
+
+impl ProxmoxSection {
+    /// The client's configuration, when Proxmox is configured.
+    pub fn proxmox_config(&self) -> Option<steward_integrations::proxmox::ProxmoxConfig> {
+        let (url, id, secret) = (self.url.as_ref()?, self.token_id.as_ref()?, self.token_secret.as_ref()?);
+        let mut c = steward_integrations::proxmox::ProxmoxConfig::new(url, id, secret.expose());
+        c.ca_cert = self.ca_cert.clone();
+        c.insecure_tls = self.insecure_tls;
+        c.timeout = std::time::Duration::from_secs(self.timeout_secs);
+        Some(c)
     }
 }
 
@@ -303,6 +410,9 @@ pub struct Config {
     pub source: Option<PathBuf>,
     #[serde(flatten)]
     pub file: FileConfig,
+    /// The MCP servers of steward.toml and mcp_config.json, merged.
+    #[serde(skip)]
+    pub mcp: McpServers,
 }
 
 /// Reads `path` if given (an explicit path that does not exist is an error),
@@ -388,6 +498,15 @@ impl Config {
         if let Some(v) = env.var("HA_TOKEN").filter(|v| !v.trim().is_empty()) {
             file.home.token = Some(Secret::new(v.trim()));
         }
+        if let Some(v) = env.var("PROXMOX_URL") {
+            file.proxmox.url = Some(v.trim().to_string());
+        }
+        if let Some(v) = env.var("PROXMOX_TOKEN_ID") {
+            file.proxmox.token_id = Some(v.trim().to_string());
+        }
+        if let Some(v) = env.var("PROXMOX_TOKEN_SECRET") {
+            file.proxmox.token_secret = Some(Secret::new(v.trim()));
+        }
         if let Some(v) = env.var("STEWARD_DEMO_LATENCY_MS") {
             match v.trim().parse::<u64>() {
                 Ok(n) => file.home.demo_latency_ms = n,
@@ -427,7 +546,8 @@ impl Config {
         }
         file.server.insecure_no_auth |= flags.insecure_no_auth;
 
-        let config = Config { source, file };
+        let mcp = mcp::resolve(&file.mcp_servers, &file.storage.data_dir, env, &mut problems);
+        let config = Config { source, file, mcp };
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -539,6 +659,16 @@ impl Config {
             });
         }
         p.extend(sandbox_problems(&f.sandbox));
+        p.extend(proxmox_problems(&f.proxmox));
+        f.ssh.validate(&mut p);
+        p.extend(ansible_problems(&f.ansible));
+        if let Some(price) = f.energy.price_per_kwh.filter(|p| !(p.is_finite() && (0.0..=1000.0).contains(p))) {
+            p.push(Problem {
+                key: "energy.price_per_kwh".into(),
+                message: format!("{price} is not a price per kWh"),
+                fix: "use the price of one kWh in your currency, from 0 to 1000, e.g. 0.30; or leave it out".into(),
+            });
+        }
         if !(10..=7 * 86_400).contains(&f.policy.approval_ttl_secs) {
             p.push(Problem {
                 key: "policy.approval_ttl_secs".into(),
@@ -599,6 +729,9 @@ impl Config {
             .filter_map(|p| p.api_key.as_ref())
             .map(|k| k.expose().to_string())
             .collect();
+        if let Some(secret) = &self.file.proxmox.token_secret {
+            secrets.push(secret.expose().to_string());
+        }
         if let Some(url) = self.database_url() {
             // postgres://user:password@host/db
             if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
@@ -609,6 +742,7 @@ impl Config {
                 }
             }
         }
+        secrets.extend(self.mcp.servers.iter().flat_map(|s| s.secrets()));
         secrets
     }
 
@@ -646,6 +780,7 @@ impl Config {
         if let Some(url) = &shown.storage.database_url {
             text = text.replace("database_url = \"********\"", &format!("database_url = \"{}\"", url.expose()));
         }
+        text.push_str(&mcp::render_note(&self.mcp));
         text
     }
 }
@@ -676,6 +811,97 @@ fn sandbox_problems(s: &SandboxSection) -> Vec<Problem> {
             fix: format!("use a number from {min} to {max}; {default}"),
         })
         .collect()
+}
+
+/// `[ansible]` half set, or time limits no run should have.
+fn ansible_problems(a: &AnsibleSection) -> Vec<Problem> {
+    let mut p = Vec::new();
+    match (&a.playbook_dir, &a.inventory) {
+        (Some(_), None) => p.push(Problem {
+            key: "ansible.inventory".into(),
+            message: "ansible.playbook_dir is set but ansible.inventory is not".into(),
+            fix: "set inventory to your inventory file (e.g. /etc/ansible/hosts), or remove playbook_dir".into(),
+        }),
+        (None, Some(_)) => p.push(Problem {
+            key: "ansible.playbook_dir".into(),
+            message: "ansible.inventory is set but ansible.playbook_dir is not".into(),
+            fix: "set playbook_dir to the directory of the playbooks Steward may run, or remove inventory".into(),
+        }),
+        (Some(_), Some(_)) | (None, None) => {}
+    }
+    for (key, value, default) in
+        [("ansible.timeout_secs", a.timeout_secs, 600), ("ansible.check_timeout_secs", a.check_timeout_secs, 300)]
+    {
+        if !(1..=86_400).contains(&value) {
+            p.push(Problem {
+                key: key.into(),
+                message: format!("{value} is outside 1–86400 seconds"),
+                fix: format!("use a number of seconds from 1 to 86400; the default is {default}"),
+            });
+        }
+    }
+    p
+}
+
+/// `[proxmox]` half set, a URL that is not Proxmox's, a token id of the
+/// wrong shape, or two TLS choices at once.
+fn proxmox_problems(x: &ProxmoxSection) -> Vec<Problem> {
+    use steward_integrations::proxmox::{check_token_id, check_token_secret, check_url};
+    let mut p = Vec::new();
+    let problem = |key: &str, message: String, fix: &str| Problem { key: key.into(), message, fix: fix.into() };
+    let (url_key, id_key, secret_key) = (
+        "proxmox.url (PROXMOX_URL)",
+        "proxmox.token_id (PROXMOX_TOKEN_ID)",
+        "proxmox.token_secret (PROXMOX_TOKEN_SECRET)",
+    );
+    let token_fix = "make an API token in Proxmox (Datacenter → Permissions → API Tokens) and set token_id to \
+USER@REALM!TOKENID and token_secret to its secret";
+    match (&x.url, &x.token_id, &x.token_secret) {
+        (None, None, None) => {}
+        (None, _, _) => p.push(problem(
+            url_key,
+            "a Proxmox token is set but no URL".into(),
+            "set url to the API's address, e.g. https://pve1.lan:8006, or remove the token to leave Proxmox out",
+        )),
+        (Some(_), id, secret) => {
+            if id.is_none() {
+                p.push(problem(id_key, "proxmox.url is set but token_id is not".into(), token_fix));
+            }
+            if secret.is_none() {
+                p.push(problem(secret_key, "proxmox.url is set but token_secret is not".into(), token_fix));
+            }
+        }
+    }
+    if let Some(url) = &x.url {
+        if let Err(e) = check_url(url) {
+            p.push(problem(url_key, e, "use https://<host>:8006, the address of any node of the cluster"));
+        }
+    }
+    if let Some(id) = &x.token_id {
+        if let Err(e) = check_token_id(id) {
+            p.push(problem(id_key, e, "copy the token id from Proxmox, e.g. steward@pve!infra"));
+        }
+    }
+    if let Some(secret) = &x.token_secret {
+        if let Err(e) = check_token_secret(secret.expose()) {
+            p.push(problem(secret_key, e, "copy the secret again; Proxmox shows it once, when the token is made"));
+        }
+    }
+    if x.ca_cert.is_some() && x.insecure_tls {
+        p.push(problem(
+            "proxmox.ca_cert, proxmox.insecure_tls",
+            "both are set: a CA to verify Proxmox's certificate with, and no verification at all".into(),
+            "keep ca_cert (the cluster's /etc/pve/pve-root-ca.pem) and remove insecure_tls",
+        ));
+    }
+    if !(1..=300).contains(&x.timeout_secs) {
+        p.push(problem(
+            "proxmox.timeout_secs",
+            format!("{} is outside 1–300 seconds", x.timeout_secs),
+            "use a number of seconds from 1 to 300; the default is 15",
+        ));
+    }
+    p
 }
 
 /// Whether `url` is an http(s) URL with a host.
@@ -725,6 +951,15 @@ mod tests {
         let flags = Overrides { port: Some(9200), ..Overrides::default() };
         let c = Config::resolve(file, None, &env(&[("API_PORT", "9100")]), &flags).unwrap();
         assert_eq!(c.file.server.port, 9200);
+    }
+
+    #[test]
+    fn an_energy_price_is_optional_and_checked() {
+        assert_eq!(resolve("", &[]).unwrap().file.energy.price_per_kwh, None);
+        let c = resolve("[energy]\nprice_per_kwh = 0.3\n", &[]).unwrap();
+        assert_eq!(c.file.energy.price_per_kwh, Some(0.3));
+        let e = resolve("[energy]\nprice_per_kwh = -1\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("energy.price_per_kwh") && e.contains("from 0 to 1000"), "{e}");
     }
 
     #[test]
@@ -885,6 +1120,76 @@ mod tests {
         assert_eq!(keys, ["sandbox.timeout_secs", "sandbox.max_processes"], "{e}");
         let e = resolve("[sandbox]\nallow_unsandboxd = true\n", &[]).unwrap_err().to_string();
         assert!(e.contains("unknown field `allow_unsandboxd`"), "{e}");
+    }
+
+    #[test]
+    fn the_ansible_section_is_read_and_checked() {
+        let c = resolve("", &[]).unwrap();
+        assert_eq!(c.file.ansible.ansible_config(), steward_integrations::ansible::AnsibleConfig::default());
+        let c = resolve(
+            "[ansible]\nplaybook_dir = \"/srv/ansible\"\ninventory = \"/srv/ansible/hosts\"\ntimeout_secs = 60\n",
+            &[],
+        )
+        .unwrap();
+        let a = c.file.ansible.ansible_config();
+        assert_eq!(
+            (a.playbook_dir, a.timeout_secs, a.check_timeout_secs),
+            (Some(PathBuf::from("/srv/ansible")), 60, 300)
+        );
+        let e = resolve("[ansible]\nplaybook_dir = \"/srv/ansible\"\ncheck_timeout_secs = 0\n", &[]).unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["ansible.inventory", "ansible.check_timeout_secs"], "{e}");
+    }
+
+    #[test]
+    fn the_proxmox_section_is_read_from_the_file_or_the_environment_and_checked() {
+        assert!(resolve("", &[]).unwrap().file.proxmox.proxmox_config().is_none());
+        let secret = "8c1e52f0-3d7a-4b9e-a6c2-5f0d9e7b1a34";
+        let c = resolve(
+            "[proxmox]\nurl = \"https://pve1.lan:8006\"\ntoken_id = \"steward@pve!infra\"\nca_cert = \"/etc/steward/pve-root-ca.pem\"\n",
+            &[("PROXMOX_TOKEN_SECRET", secret), ("PROXMOX_URL", "https://pve2.lan:8006")],
+        )
+        .unwrap();
+        let p = c.file.proxmox.proxmox_config().unwrap();
+        // The environment wins over the file, as for HA_URL.
+        assert_eq!(
+            (p.url.as_str(), p.token_id.as_str(), p.token_secret.as_str()),
+            ("https://pve2.lan:8006", "steward@pve!infra", secret)
+        );
+        assert_eq!(
+            (p.ca_cert, p.insecure_tls, p.timeout.as_secs()),
+            (Some(PathBuf::from("/etc/steward/pve-root-ca.pem")), false, 15)
+        );
+        // The secret is redacted everywhere and never rendered.
+        assert!(c.secrets().iter().any(|s| s == secret));
+        assert!(!c.render().contains(secret) && !format!("{c:?}").contains(secret), "{}", c.render());
+
+        let e = resolve(
+            "[proxmox]\nurl = \"http://pve1.lan:8006\"\ntoken_id = \"steward@pve\"\ninsecure_tls = true\nca_cert = \"/ca.pem\"\n",
+            &[],
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "proxmox.token_secret (PROXMOX_TOKEN_SECRET)",
+                "proxmox.url (PROXMOX_URL)",
+                "proxmox.token_id (PROXMOX_TOKEN_ID)",
+                "proxmox.ca_cert, proxmox.insecure_tls"
+            ],
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(text.contains("plain http://") && text.contains("USER@REALM!TOKENID"), "{text}");
+        let e = resolve("", &[("PROXMOX_TOKEN_ID", "steward@pve!infra")]).unwrap_err().to_string();
+        assert!(e.contains("no URL"), "{e}");
+        let e = resolve("[proxmox]\nverify_tls = false\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown field `verify_tls`"), "{e}");
+        // Loopback may be plain http (tests, a local proxy).
+        let loopback =
+            [("PROXMOX_URL", "http://127.0.0.1:8006"), ("PROXMOX_TOKEN_ID", "a@pve!b"), ("PROXMOX_TOKEN_SECRET", "s")];
+        assert!(resolve("", &loopback).is_ok());
     }
 
     #[test]

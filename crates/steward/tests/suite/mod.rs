@@ -1,5 +1,6 @@
 mod audit;
 mod cli;
+mod mcp;
 mod restart;
 
 use std::path::{Path, PathBuf};

@@ -14,11 +14,12 @@ use super::{arguments_object, entity_id_list, fetch_entity, optional_number, rou
 use crate::clock::Clock;
 use crate::home::energy::{
     anomalies, baseline, cost, daily_profile, data_gaps, hour_start, hourly_from_history, hourly_from_statistics,
-    hourly_profile, kwh_per_unit, meter_flatlines, peaks, top_consumers, unavailability_windows, HourlySeries,
-    BASELINE_PERCENTILE, DEFAULT_ANOMALY_THRESHOLD, HOUR_MS,
+    hourly_profile, kwh_per_unit, meter_flatlines, peaks, top_consumers, unavailability_windows, Consumer,
+    HourlySeries, BASELINE_PERCENTILE, DEFAULT_ANOMALY_THRESHOLD, HOUR_MS,
 };
 use crate::home::types::{Entity, EntityStatistics, HistoryPoint, StatisticsPeriod};
 use crate::home::Home;
+use crate::store::Store;
 use crate::tool::{Tool, ToolContext, ToolError, ToolSpec};
 use crate::tools::rfc3339;
 
@@ -29,7 +30,7 @@ const MAX_HOURS: f64 = 168.0;
 const MAX_ENTITIES: usize = 20;
 /// Meters analysed when the caller names none.
 const MAX_AUTO: usize = 30;
-const MAX_PRICE: f64 = 1_000.0;
+pub(crate) const MAX_PRICE: f64 = 1_000.0;
 const OUTPUT_CAP: usize = 16_000;
 /// What the output aims for, leaving room under the cap.
 const BUDGET: usize = 15_000;
@@ -41,6 +42,12 @@ pub struct AnalyzeEnergy {
     spec: ToolSpec,
     home: Arc<dyn Home>,
     clock: Arc<dyn Clock>,
+    /// Where each analysis is also kept as an insight with a chart, so the
+    /// answer can link the chart. Without it the tool only reads.
+    insights: Option<Arc<dyn Store>>,
+    /// The flat price per kWh used when the caller gives none (the
+    /// configured tariff).
+    default_price: Option<f64>,
 }
 
 impl AnalyzeEnergy {
@@ -66,7 +73,9 @@ impl AnalyzeEnergy {
                 "Analyses the energy meters (kWh) over the last hours: total per meter and top consumers with \
 their share, kWh per day, mean kWh per hour of day, the standby load (baseline), the peak hours, unusual \
 hours (robust z-score), holes in the data and unavailable stretches, and the cost at a flat price if one is \
-given. Hours and days are UTC. Use it for questions about energy use, cost or odd consumption.",
+given. Hours and days are UTC. Use it for questions about energy use, cost or odd consumption. When the \
+output has a `chart_url`, the analysis was saved as an insight with a chart of the hourly use: link that URL \
+in your answer.",
                 parameters,
                 Effect::Read,
                 Duration::from_secs(45),
@@ -74,39 +83,155 @@ given. Hours and days are UTC. Use it for questions about energy use, cost or od
             ),
             home,
             clock,
+            insights: None,
+            default_price: None,
         }
     }
 
-    /// The meters to analyse, and how many energy meters were left out.
-    async fn meters(&self, args: &Map<String, Value>) -> Result<(Vec<Entity>, usize), ToolError> {
-        if args.get("entity_ids").is_some_and(|v| !v.is_null()) {
-            let ids = entity_id_list(args, "entity_ids", MAX_ENTITIES)?;
-            let mut meters = Vec::with_capacity(ids.len());
-            for id in &ids {
-                let entity = fetch_entity(self.home.as_ref(), id).await?;
-                if kwh_per_unit(entity.unit()).is_none() {
-                    let unit = entity.unit().unwrap_or("no unit");
-                    return Err(ToolError::InvalidArguments(format!(
-                        "`{id}` is not an energy meter (its unit is {unit}); analyze_energy reads meters in kWh or \
-Wh. Name energy sensors such as `sensor.house_energy`, or leave entity_ids out to analyse every energy meter."
-                    )));
-                }
-                meters.push(entity);
-            }
-            return Ok((meters, 0));
-        }
-        let mut meters: Vec<Entity> = self
-            .home
-            .entities()
-            .await?
-            .into_iter()
-            .filter(|e| e.domain == "sensor" && e.device_class() == Some("energy") && kwh_per_unit(e.unit()).is_some())
-            .collect();
-        meters.sort_by(|a, b| a.entity_id.cmp(&b.entity_id));
-        let left_out = meters.len().saturating_sub(MAX_AUTO);
-        meters.truncate(MAX_AUTO);
-        Ok((meters, left_out))
+    /// Keeps every analysis as an insight in `store`; the output then
+    /// carries its `insight_id` and `chart_url`.
+    pub fn with_insights(mut self, store: Arc<dyn Store>) -> Self {
+        self.insights = Some(store);
+        self
     }
+
+    /// The price per kWh to use when a call names none.
+    pub fn with_price(mut self, price_per_kwh: Option<f64>) -> Self {
+        self.default_price = price_per_kwh.filter(|p| p.is_finite() && (0.0..=MAX_PRICE).contains(p));
+        self
+    }
+
+    /// Saves the analysis as an insight and says where it and its chart
+    /// are. A failure to save is reported in the output, not as the
+    /// tool's failure: the analysis itself is still right.
+    async fn keep_insight(
+        &self,
+        store: &dyn Store,
+        run: &EnergyRun,
+        price: Option<f64>,
+        ctx: &ToolContext,
+        out: &mut Value,
+    ) {
+        let draft = crate::insights::energy_draft(run, price);
+        let conversation = Some(ctx.conversation_id.clone()).filter(|c| !c.is_empty());
+        let insight = draft.into_insight(
+            crate::insights::new_insight_id(),
+            format!("agent:{}", ctx.agent),
+            self.clock.now_ms(),
+            conversation,
+        );
+        match store.create_insight(&insight).await {
+            Ok(()) => {
+                out["insight_id"] = json!(insight.id);
+                if let Some(url) = &insight.chart_url {
+                    out["chart_url"] = json!(url);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the energy analysis could not be saved as an insight");
+                out["insight_not_saved"] = json!(format!("the analysis could not be saved as an insight: {e}"));
+            }
+        }
+    }
+}
+
+/// The window an analysis covers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Window {
+    /// The start of the first whole UTC hour.
+    pub(crate) from: i64,
+    /// Now.
+    pub(crate) end: i64,
+    pub(crate) hours: f64,
+}
+
+impl Window {
+    pub(crate) fn ending_at(end: i64, hours: f64) -> Self {
+        let start = end - (hours * HOUR_MS as f64) as i64;
+        Window { from: hour_start(start), end, hours }
+    }
+}
+
+/// Everything one analysis read: the window, each meter's report, and how
+/// many energy meters were left out (beyond [`MAX_AUTO`]).
+pub(crate) struct EnergyRun {
+    pub(crate) window: Window,
+    pub(crate) reports: Vec<MeterReport>,
+    pub(crate) meters_left_out: usize,
+}
+
+/// Checks meter ids the way the tool's `entity_ids` argument is checked:
+/// entity ids, each once, at most [`MAX_ENTITIES`].
+pub(crate) fn meter_ids(ids: &[String]) -> Result<Vec<String>, ToolError> {
+    let mut args = Map::new();
+    args.insert("entity_ids".into(), json!(ids));
+    entity_id_list(&args, "entity_ids", MAX_ENTITIES)
+}
+
+/// The meters to analyse (the named ones, or every energy meter of the
+/// home up to [`MAX_AUTO`]), and how many energy meters were left out.
+pub(crate) async fn select_meters(
+    home: &dyn Home,
+    ids: Option<Vec<String>>,
+) -> Result<(Vec<Entity>, usize), ToolError> {
+    if let Some(ids) = ids {
+        let mut meters = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let entity = fetch_entity(home, id).await?;
+            if kwh_per_unit(entity.unit()).is_none() {
+                let unit = entity.unit().unwrap_or("no unit");
+                return Err(ToolError::InvalidArguments(format!(
+                    "`{id}` is not an energy meter (its unit is {unit}); analyze_energy reads meters in kWh or \
+Wh. Name energy sensors such as `sensor.house_energy`, or leave entity_ids out to analyse every energy meter."
+                )));
+            }
+            meters.push(entity);
+        }
+        return Ok((meters, 0));
+    }
+    let mut meters: Vec<Entity> = home
+        .entities()
+        .await?
+        .into_iter()
+        .filter(|e| e.domain == "sensor" && e.device_class() == Some("energy") && kwh_per_unit(e.unit()).is_some())
+        .collect();
+    meters.sort_by(|a, b| a.entity_id.cmp(&b.entity_id));
+    let left_out = meters.len().saturating_sub(MAX_AUTO);
+    meters.truncate(MAX_AUTO);
+    Ok((meters, left_out))
+}
+
+/// Reads the meters' hourly statistics (history when the house keeps
+/// none) over the window and works out each meter's use.
+pub(crate) async fn read_meters(
+    home: &dyn Home,
+    meters: &[Entity],
+    window: &Window,
+) -> Result<Vec<MeterReport>, ToolError> {
+    let (from, end) = (window.from, window.end);
+    let ids: Vec<String> = meters.iter().map(|m| m.entity_id.clone()).collect();
+    // One hour before the window, so the first hour's use has a reading
+    // to count from.
+    let fetch_from = from - HOUR_MS;
+    let statistics = match home.statistics(&ids, fetch_from, end, StatisticsPeriod::Hour).await {
+        Ok(stats) => stats,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        // A house that cannot give statistics still has history.
+        Err(_) => Vec::new(),
+    };
+    let histories = home.history(&ids, fetch_from, end).await?;
+    Ok(meters
+        .iter()
+        .map(|meter| {
+            let stats = statistics.iter().find(|s| s.statistic_id == meter.entity_id);
+            let points = histories
+                .iter()
+                .find(|h| h.entity_id == meter.entity_id)
+                .map(|h| h.points.as_slice())
+                .unwrap_or_default();
+            MeterReport::build(meter, stats, points, from, end)
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -115,17 +240,19 @@ impl Tool for AnalyzeEnergy {
         &self.spec
     }
 
-    async fn call(&self, arguments: Value, _ctx: &ToolContext) -> Result<String, ToolError> {
+    async fn call(&self, arguments: Value, ctx: &ToolContext) -> Result<String, ToolError> {
         let args = arguments_object(&arguments, &["hours", "entity_ids", "price_per_kwh"])?;
         let hours = optional_number(&args, "hours", MIN_HOURS, MAX_HOURS)?.unwrap_or(DEFAULT_HOURS);
-        let price = optional_number(&args, "price_per_kwh", 0.0, MAX_PRICE)?;
-        let (meters, meters_left_out) = self.meters(&args).await?;
-        let end = self.clock.now_ms();
-        let start = end - (hours * HOUR_MS as f64) as i64;
-        let from = hour_start(start);
+        let price = optional_number(&args, "price_per_kwh", 0.0, MAX_PRICE)?.or(self.default_price);
+        let ids = match args.get("entity_ids") {
+            Some(v) if !v.is_null() => Some(entity_id_list(&args, "entity_ids", MAX_ENTITIES)?),
+            _ => None,
+        };
+        let (meters, meters_left_out) = select_meters(self.home.as_ref(), ids).await?;
+        let window = Window::ending_at(self.clock.now_ms(), hours);
         let mut out = json!({
-            "start": rfc3339(from),
-            "end": rfc3339(end),
+            "start": rfc3339(window.from),
+            "end": rfc3339(window.end),
             "hours": round(hours, 2),
             "energy_unit": "kWh",
             "times": "all times, hours and days are UTC",
@@ -135,45 +262,36 @@ impl Tool for AnalyzeEnergy {
             out["note"] = json!("this home has no energy meters (sensors with device_class energy in kWh or Wh)");
             return Ok(out.to_string());
         }
-        let ids: Vec<String> = meters.iter().map(|m| m.entity_id.clone()).collect();
-        // One hour before the window, so the first hour's use has a reading
-        // to count from.
-        let fetch_from = from - HOUR_MS;
-        let statistics = match self.home.statistics(&ids, fetch_from, end, StatisticsPeriod::Hour).await {
-            Ok(stats) => stats,
-            Err(e) if e.is_transient() => return Err(e.into()),
-            // A house that cannot give statistics still has history.
-            Err(_) => Vec::new(),
-        };
-        let histories = self.home.history(&ids, fetch_from, end).await?;
-        let reports: Vec<MeterReport> = meters
-            .iter()
-            .map(|meter| {
-                let stats = statistics.iter().find(|s| s.statistic_id == meter.entity_id);
-                let points = histories
-                    .iter()
-                    .find(|h| h.entity_id == meter.entity_id)
-                    .map(|h| h.points.as_slice())
-                    .unwrap_or_default();
-                MeterReport::build(meter, stats, points, from, end)
-            })
-            .collect();
-        render(out, reports, price, meters_left_out, from)
+        let reports = read_meters(self.home.as_ref(), &meters, &window).await?;
+        let run = EnergyRun { window, reports, meters_left_out };
+        if let Some(store) = &self.insights {
+            self.keep_insight(store.as_ref(), &run, price, ctx, &mut out).await;
+        }
+        render(out, run.reports, price, meters_left_out, window.from)
     }
 }
 
 /// What one meter showed.
-struct MeterReport {
-    entity_id: String,
-    name: String,
+pub(crate) struct MeterReport {
+    pub(crate) entity_id: String,
+    pub(crate) name: String,
     source: &'static str,
-    series: HourlySeries,
-    points: Vec<HistoryPoint>,
-    end: i64,
+    /// Hour by hour, within the window.
+    pub(crate) series: HourlySeries,
+    /// The recorded states, for gaps, flatlines and unavailability.
+    pub(crate) points: Vec<HistoryPoint>,
+    /// The end of the window.
+    pub(crate) end: i64,
 }
 
 impl MeterReport {
-    fn build(meter: &Entity, stats: Option<&EntityStatistics>, points: &[HistoryPoint], from: i64, end: i64) -> Self {
+    pub(crate) fn build(
+        meter: &Entity,
+        stats: Option<&EntityStatistics>,
+        points: &[HistoryPoint],
+        from: i64,
+        end: i64,
+    ) -> Self {
         let entity_scale = kwh_per_unit(meter.unit()).unwrap_or(1.0);
         let (source, series) = match stats.filter(|s| s.rows.len() >= 2) {
             Some(s) => {
@@ -192,12 +310,12 @@ impl MeterReport {
         }
     }
 
-    fn kwh(&self) -> f64 {
+    pub(crate) fn kwh(&self) -> f64 {
         self.series.total_kwh()
     }
 
     /// Everything about the meter, compact.
-    fn details(&self, from: i64) -> Value {
+    pub(crate) fn details(&self, from: i64) -> Value {
         let hours = &self.series.hours;
         let mut out = json!({
             "entity_id": self.entity_id,
@@ -282,6 +400,22 @@ impl MeterReport {
     }
 }
 
+/// The meters by use, biggest first, with their share and cost.
+pub(crate) fn consumers_json(consumers: &[Consumer], reports: &[MeterReport], price: Option<f64>) -> Value {
+    json!(consumers
+        .iter()
+        .map(|c| {
+            let name = reports.iter().find(|r| r.entity_id == c.entity_id).map(|r| r.name.as_str()).unwrap_or("");
+            let mut item =
+                json!({"entity_id": c.entity_id, "name": name, "kwh": kwh(c.kwh), "share_pct": round(c.share * 100.0, 1)});
+            if let Some(p) = price {
+                item["cost"] = json!(round(cost(c.kwh, p).cost, 2));
+            }
+            item
+        })
+        .collect::<Vec<_>>())
+}
+
 /// Puts a non-empty list under `key`, at most [`MAX_FINDINGS`] items, with
 /// the count of the rest.
 fn put_list(out: &mut Value, key: &str, mut items: Vec<Value>) {
@@ -304,12 +438,12 @@ fn stretch(start: i64, end: i64, ongoing: bool) -> Value {
     item
 }
 
-fn kwh(v: f64) -> f64 {
+pub(crate) fn kwh(v: f64) -> f64 {
     round(v, 3)
 }
 
 /// `2026-03-10`.
-fn date(ms: i64) -> String {
+pub(crate) fn date(ms: i64) -> String {
     let stamp = rfc3339(ms);
     stamp.get(..10).map(String::from).unwrap_or(stamp)
 }
@@ -329,18 +463,7 @@ fn render(
     let total: f64 = totals.iter().map(|(_, k)| k).sum();
     out["meters"] = json!(reports.len());
     out["total_kwh"] = json!(kwh(total));
-    out["top_consumers"] = json!(consumers
-        .iter()
-        .map(|c| {
-            let name = reports.iter().find(|r| r.entity_id == c.entity_id).map(|r| r.name.as_str()).unwrap_or("");
-            let mut item =
-                json!({"entity_id": c.entity_id, "name": name, "kwh": kwh(c.kwh), "share_pct": round(c.share * 100.0, 1)});
-            if let Some(p) = price {
-                item["cost"] = json!(round(cost(c.kwh, p).cost, 2));
-            }
-            item
-        })
-        .collect::<Vec<_>>());
+    out["top_consumers"] = consumers_json(&consumers, &reports, price);
     if reports.len() > 1 {
         out["note"] = json!(
             "shares are of the sum of the meters listed: a whole-house meter already includes its sub-meters, and a \
