@@ -729,6 +729,10 @@ impl Config {
             .filter_map(|p| p.api_key.as_ref())
             .map(|k| k.expose().to_string())
             .collect();
+        if let Some(token) = &self.file.home.token {
+            secrets.push(token.expose().to_string());
+        }
+        secrets.extend(self.file.auth.api_keys.iter().cloned());
         if let Some(secret) = &self.file.proxmox.token_secret {
             secrets.push(secret.expose().to_string());
         }
@@ -995,6 +999,12 @@ mod tests {
         let file = FileConfig::default();
         let flags = Overrides { host: Some("0.0.0.0".into()), insecure_no_auth: true, ..Overrides::default() };
         assert!(Config::resolve(file, None, &env(&[]), &flags).is_ok());
+    }
+
+    #[test]
+    fn the_home_assistant_token_is_among_the_secrets_to_redact() {
+        let c = resolve("", &[("HA_URL", "http://ha.lan:8123"), ("HA_TOKEN", "eyJ-ha-token ")]).unwrap();
+        assert!(c.secrets().iter().any(|s| s == "eyJ-ha-token"), "{:?}", c.secrets().len());
     }
 
     #[test]
