@@ -6,6 +6,7 @@
 //! persistence, [`Home`] for the house, [`Tool`] for actions and [`Clock`]
 //! for time.
 
+pub mod activity;
 pub mod agent;
 pub mod audit;
 pub mod changes;
@@ -26,6 +27,7 @@ pub mod tool;
 pub mod tools;
 pub mod usage;
 
+pub use activity::Activity;
 pub use agent::{AgentProfile, AgentRegistry, Tier};
 pub use audit::{verify_chain, AuditBreak, AuditEntry, AuditHead, ChainVerifier, NewAuditEntry};
 pub use clock::{Clock, SystemClock};

@@ -18,4 +18,4 @@ pub mod task;
 
 pub use error::ErrorCode;
 pub use message::{Message, Role, ToolCall, Usage};
-pub use protocol::{Effect, Event, FinishReason, Op, TurnInput, UserTurn};
+pub use protocol::{ActivityEvent, Effect, Event, FinishReason, Op, TurnInput, UserTurn};

@@ -193,6 +193,41 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// A model call ended (on the activity stream only, not in a turn's).
+    LlmCall {
+        /// The turn (or gateway request) it served; empty when unknown.
+        turn_id: String,
+        /// Who asked: an agent id, `gateway`, `planner` …
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<String>,
+        provider: String,
+        model: String,
+        usage: Usage,
+        /// In the price table's currency.
+        cost: f64,
+        /// Served on the user's own machines.
+        local: bool,
+        /// `ok`, or the error kind (`rate_limited`, `budget_exceeded`, …).
+        outcome: String,
+        latency_ms: i64,
+    },
+}
+
+/// One entry of the engine's activity stream (`GET /api/events`): an event
+/// of any turn, approval, task or model call, in the order they happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityEvent {
+    /// Increases by one per event, from 1 when the server started.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// The conversation the event belongs to, when it belongs to one.
+    pub conversation_id: Option<String>,
+    /// The agent whose turn it is, when there is one.
+    pub agent: Option<String>,
+    pub event: Event,
 }
 
 impl Event {
@@ -211,7 +246,8 @@ impl Event {
             | Event::DelegationStarted { turn_id, .. }
             | Event::Delegated { turn_id, .. }
             | Event::DelegationFinished { turn_id, .. }
-            | Event::TaskUpdated { turn_id, .. } => turn_id,
+            | Event::TaskUpdated { turn_id, .. }
+            | Event::LlmCall { turn_id, .. } => turn_id,
         }
     }
 
@@ -232,6 +268,7 @@ impl Event {
             Event::Delegated { .. } => "delegated",
             Event::DelegationFinished { .. } => "delegation_finished",
             Event::TaskUpdated { .. } => "task_updated",
+            Event::LlmCall { .. } => "llm_call",
         }
     }
 }

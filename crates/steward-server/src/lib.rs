@@ -11,6 +11,7 @@ mod body;
 pub mod chart;
 mod entities;
 mod error;
+mod events;
 mod gateway;
 mod health;
 mod http_metrics;
@@ -123,6 +124,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/insights/{id}", get(insights::get))
         .route("/api/insights/{id}/chart.svg", get(insights::chart_svg))
         .route("/api/insights/{id}/chart.png", get(insights::chart_png))
+        .route("/api/events", get(events::stream))
         .route("/api/usage", get(usage::report))
         .route("/api/audit", get(audit::list))
         .route("/metrics", get(health::metrics))
@@ -150,5 +152,11 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // Activity streams never end by themselves; they end when stopping starts.
+    let activity = state.engine.activity().clone();
+    let shutdown = async move {
+        shutdown.await;
+        activity.close();
+    };
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }

@@ -177,7 +177,8 @@ pub async fn post_message(
             | Event::DelegationStarted { .. }
             | Event::Delegated { .. }
             | Event::DelegationFinished { .. }
-            | Event::TaskUpdated { .. } => {}
+            | Event::TaskUpdated { .. }
+            | Event::LlmCall { .. } => {}
         }
     }
     if let Some(e) = error {

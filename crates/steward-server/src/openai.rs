@@ -136,6 +136,7 @@ pub async fn chat_completions(
                     | Event::Delegated { .. }
                     | Event::DelegationFinished { .. }
                     | Event::TaskUpdated { .. }
+                    | Event::LlmCall { .. }
                     | Event::MessageStored { .. }),
                 ) => first.push(e),
                 None => return Err(ended_early()),
@@ -180,6 +181,7 @@ async fn collect(mut handle: TurnHandle, id: String, created: i64, model: String
             | Event::Delegated { .. }
             | Event::DelegationFinished { .. }
             | Event::TaskUpdated { .. }
+            | Event::LlmCall { .. }
             | Event::MessageStored { .. } => {}
         }
     }
@@ -294,6 +296,7 @@ fn stream_chunks(mut handle: TurnHandle, first: Vec<Event>, head: ChunkHead) -> 
                 | Event::Delegated { .. }
                 | Event::DelegationFinished { .. }
                 | Event::TaskUpdated { .. }
+                | Event::LlmCall { .. }
                 | Event::MessageStored { .. } => Vec::new(),
             };
             for f in out {

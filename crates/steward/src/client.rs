@@ -146,7 +146,7 @@ impl Client {
                                 _ => eprintln!("  [task] {task_id}: {status}"),
                             }
                         }
-                        Event::TurnStarted { .. } | Event::MessageStored { .. } => {}
+                        Event::TurnStarted { .. } | Event::MessageStored { .. } | Event::LlmCall { .. } => {}
                     }
                 }
             }

@@ -10,8 +10,8 @@ use steward_core::home::catalog::spawn_catalog_sync;
 use steward_core::home::tools::{home_tools, AnalyzeEnergy, DeleteAutomation, SaveAutomation, ValidateAutomation};
 use steward_core::tools::CurrentTime;
 use steward_core::{
-    AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Home, Llm, Redactor, RulePolicy, Store,
-    SystemClock, ToolRegistry, UnconfiguredLlm,
+    Activity, AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Home, Llm, Redactor, RulePolicy,
+    Store, SystemClock, ToolRegistry, UnconfiguredLlm,
 };
 use steward_core::{Policy, RunTaskTool, RunnerOptions, RunnerParts, TaskRunner, Tasks};
 use steward_integrations::ansible::{ansible_tools, Ansible};
@@ -399,13 +399,18 @@ nothing real is controlled"
         Arc::new(RulePolicy { preset: config.file.policy.preset, rules: config.file.policy.rules.clone() });
     // Tasks and plans: the runner calls the tools directly; the engine also
     // gets `run_task`, which starts a plan once a person approves it.
+    // One activity stream for the engine, the task runner and the router.
+    let activity = Activity::new();
+    if let Some(r) = &router {
+        r.publish_calls_to(activity.clone());
+    }
     let runner = TaskRunner::new(RunnerParts {
         store: store.clone(),
         tools: tools.clone(),
         policy: policy.clone(),
         clock: clock.clone(),
         redactor: Redactor::new(config.secrets()),
-        options: RunnerOptions::default(),
+        options: RunnerOptions { activity: activity.clone(), ..RunnerOptions::default() },
     });
     let mut tools = tools;
     tools.register(Arc::new(RunTaskTool::new(runner.clone())));
@@ -414,6 +419,7 @@ nothing real is controlled"
         debug: config.file.engine.debug,
         redactor: Redactor::new(config.secrets()),
         home: Some(home.clone()),
+        activity,
     };
     let engine = Engine::with_options(
         EngineParts {

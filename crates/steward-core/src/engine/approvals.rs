@@ -315,6 +315,18 @@ impl Engine {
         if let Err(e) = self.inner.store.append_audit(entry).await {
             tracing::warn!(error = %e, action, approval = %a.id, "no audit entry written");
         }
+        // Every change of an approval passes here: watchers of the activity
+        // stream see it whoever made it (a chat, the API, expiry, recovery).
+        let shown = serde_json::to_value(a)
+            .ok()
+            .and_then(|v| serde_json::from_value::<Approval>(self.inner.redactor.json(&v)).ok())
+            .unwrap_or_else(|| a.clone());
+        let event = if action == "approval.requested" {
+            steward_protocol::Event::ApprovalRequested { turn_id: a.turn_id.clone(), approval: shown }
+        } else {
+            steward_protocol::Event::ApprovalUpdated { turn_id: a.turn_id.clone(), approval: shown }
+        };
+        self.activity().publish(Some(&a.conversation_id), Some(&a.agent), event);
     }
 
     /// Persists a new pending approval for a call the policy said must ask.

@@ -19,6 +19,7 @@ use steward_protocol::{ErrorCode, Event, FinishReason, Message, Op, Role, ToolCa
 use tokio::sync::{mpsc, OwnedMutexGuard};
 use tracing::{info_span, Instrument};
 
+use crate::activity::Activity;
 use crate::agent::{AgentProfile, AgentRegistry};
 use crate::clock::Clock;
 use crate::home::Home;
@@ -59,6 +60,9 @@ pub struct EngineOptions {
     /// The home: agents with home tools get its compact summary (areas and
     /// counts by domain, never the whole catalog) in their prompt.
     pub home: Option<Arc<dyn Home>>,
+    /// Where every turn's events, approval changes and task progress are
+    /// also published, for watchers of the whole engine.
+    pub activity: Activity,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -79,6 +83,7 @@ impl Default for EngineOptions {
             debug: false,
             redactor: Redactor::default(),
             home: None,
+            activity: Activity::default(),
         }
     }
 }
@@ -226,6 +231,11 @@ impl Engine {
 
     pub fn options(&self) -> &EngineOptions {
         &self.inner.options
+    }
+
+    /// The activity stream: what every turn, approval and task does.
+    pub fn activity(&self) -> &Activity {
+        &self.inner.options.activity
     }
 
     /// Handles one submission. A `UserTurn` returns the handle of the turn
@@ -508,6 +518,12 @@ struct StepOutput {
 
 impl TurnRun {
     async fn emit(&self, event: Event) {
+        // Approvals reach the activity stream from the approval itself (see
+        // `audit_approval`), whoever changed it; a delegated turn publishes
+        // its own events, so the nested copies are left out.
+        if !matches!(event, Event::Delegated { .. } | Event::ApprovalRequested { .. } | Event::ApprovalUpdated { .. }) {
+            self.engine.activity().publish(Some(&self.conversation_id), Some(&self.agent.id), event.clone());
+        }
         // A front end that went away, or stopped reading, must not stop the
         // turn: it still runs to its end and is stored.
         if self.detached.load(Ordering::Relaxed) {

@@ -32,6 +32,7 @@ use tokio::sync::{broadcast, Notify};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::activity::Activity;
 use crate::audit::NewAuditEntry;
 use crate::clock::Clock;
 use crate::policy::{CallFacts, Decision, Policy};
@@ -48,7 +49,7 @@ const EVENT_BUFFER: usize = 256;
 const LOG_OUTPUT_CHARS: usize = 300;
 
 /// How the runner paces and retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RunnerOptions {
     /// Steps of one task running at once at most.
     pub max_parallel: usize,
@@ -56,11 +57,18 @@ pub struct RunnerOptions {
     pub max_attempts: u32,
     /// The wait before the second call; it doubles before each next one.
     pub backoff: Duration,
+    /// Where task progress is also published (the engine's activity stream).
+    pub activity: Activity,
 }
 
 impl Default for RunnerOptions {
     fn default() -> Self {
-        RunnerOptions { max_parallel: 4, max_attempts: 3, backoff: Duration::from_millis(500) }
+        RunnerOptions {
+            max_parallel: 4,
+            max_attempts: 3,
+            backoff: Duration::from_millis(500),
+            activity: Activity::default(),
+        }
     }
 }
 
@@ -217,6 +225,7 @@ impl TaskRunner {
             step_status: step.map(|(_, s)| s.as_str().to_string()),
             detail: detail.map(|d| self.redactor.text(&d)),
         };
+        self.options.activity.publish(None, None, event.clone());
         if let Some(tx) = self.channels.lock().unwrap_or_else(|p| p.into_inner()).get(task_id) {
             let _ = tx.send(event);
         }

@@ -160,6 +160,8 @@ struct Inner {
     /// The ledger writer's queue: records are written off the request path.
     ledger: Option<mpsc::Sender<LedgerMsg>>,
     clock: Arc<dyn Clock>,
+    /// Where each call is also published as it ends, once set.
+    activity: std::sync::OnceLock<steward_core::Activity>,
 }
 
 enum LedgerMsg {
@@ -273,6 +275,7 @@ impl Router {
                 cooldown: config.cooldown,
                 health: Mutex::new(HashMap::new()),
                 ledger: store.map(spawn_ledger_writer),
+                activity: std::sync::OnceLock::new(),
                 clock,
             }),
         })
@@ -433,8 +436,29 @@ impl Router {
         Some(Duration::from_millis((base as f64 * jitter) as u64).min(retry.max_delay))
     }
 
+    /// Publishes every call on `activity` (the engine's activity stream)
+    /// from now on. Only the first call has an effect.
+    pub fn publish_calls_to(&self, activity: steward_core::Activity) {
+        let _ = self.inner.activity.set(activity);
+    }
+
     /// Queues a ledger record; the writer stores it shortly after.
     async fn ledger(&self, record: UsageRecord) {
+        if let Some(activity) = self.inner.activity.get() {
+            let event = steward_protocol::Event::LlmCall {
+                turn_id: record.trace_id.clone().unwrap_or_default(),
+                agent: record.caller.clone(),
+                tier: record.tier.clone(),
+                provider: record.provider.clone(),
+                model: record.model.clone(),
+                usage: record.usage,
+                cost: record.cost_micros as f64 / 1_000_000.0,
+                local: record.local,
+                outcome: record.outcome.clone(),
+                latency_ms: record.latency_ms,
+            };
+            activity.publish(None, record.caller.as_deref(), event);
+        }
         if let Some(tx) = &self.inner.ledger {
             if tx.send(LedgerMsg::Record(Box::new(record))).await.is_err() {
                 tracing::warn!("the usage ledger writer has stopped; a record was lost");

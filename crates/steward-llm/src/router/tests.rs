@@ -573,3 +573,52 @@ async fn a_rejected_parameter_falls_back_without_resting_the_deployment() {
     f.servers["a"].push(Reply::text("a is still in service"));
     assert_eq!(f.router.complete(request("hi")).await.unwrap().text, "a is still in service");
 }
+
+#[tokio::test]
+async fn every_call_is_published_on_the_activity_stream_with_its_cost() {
+    let f = fixture(Setup {
+        providers: vec![("a", false), ("cloud", false)],
+        tier: vec!["a/m", "cloud/m"],
+        prices: BTreeMap::from([("cloud/m".to_string(), price(10.0))]),
+        ..Setup::default()
+    })
+    .await;
+    let activity = steward_core::Activity::new();
+    f.router.publish_calls_to(activity.clone());
+    f.servers["a"].push(Reply::rate_limited(60));
+    f.servers["cloud"].push(Reply::text("from the cloud"));
+    let out = f.router.complete(request("hi")).await.unwrap();
+    let (seen, _) = activity.watch(0);
+    let calls: Vec<_> = seen
+        .iter()
+        .map(|e| match &e.event {
+            steward_protocol::Event::LlmCall {
+                turn_id,
+                agent,
+                tier,
+                provider,
+                model,
+                usage,
+                cost,
+                local,
+                outcome,
+                ..
+            } => {
+                assert_eq!(
+                    (turn_id.as_str(), agent.as_deref(), tier.as_deref()),
+                    ("turn_test", Some("architect"), Some("smart"))
+                );
+                assert_eq!(e.agent.as_deref(), Some("architect"));
+                assert!(!local);
+                (format!("{provider}/{model}"), outcome.clone(), *usage, *cost)
+            }
+            other => panic!("not a model call: {other:?}"),
+        })
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!((calls[0].0.as_str(), calls[0].1.as_str()), ("a/m", "rate_limited"));
+    assert_eq!((calls[1].0.as_str(), calls[1].1.as_str()), ("cloud/m", "ok"));
+    assert_eq!(calls[1].2, out.usage);
+    let expected = price(10.0).cost_micros(&out.usage) as f64 / 1_000_000.0;
+    assert!(expected > 0.0 && (calls[1].3 - expected).abs() < 1e-12, "{} vs {expected}", calls[1].3);
+}

@@ -229,7 +229,7 @@ pub async fn stack(setup: &Setup) -> Stack {
         policy: policy.clone(),
         clock: clock.clone(),
         redactor: Redactor::default(),
-        options: RunnerOptions { max_parallel: 4, max_attempts: 3, backoff: Duration::from_millis(10) },
+        options: RunnerOptions { backoff: Duration::from_millis(10), ..RunnerOptions::default() },
     });
     tools.register(Arc::new(RunTaskTool::new(runner.clone())));
     let mut agents = AgentRegistry::builtin();

@@ -1,6 +1,7 @@
 //! Approvals end to end through the HTTP API: a model that obeys every
 //! instruction it reads, tools that record every execution, a real store.
 
+mod activity;
 mod adversarial;
 mod lifecycle;
 
@@ -250,7 +251,7 @@ pub async fn approvals_with(setup: Setup) -> Approvals {
             approval_ttl: Duration::from_secs(600),
             debug: setup.debug,
             redactor: Redactor::new([SECRET.to_string()]),
-            home: None,
+            ..EngineOptions::default()
         },
     );
     let state = AppState::new(engine.clone(), ServerSettings::default());
