@@ -76,6 +76,14 @@ export STEWARD_TEST_ANSIBLE_PLAYBOOK
 export STEWARD_REQUIRE_ANSIBLE=1
 # --- end of ansible-core ------------------------------------------------------
 
+# Chromium and its WebDriver for the dashboard's browser tests
+# (tests/e2e/test_dashboard.py); they must run, not skip.
+step "Chromium for the dashboard's browser tests"
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+export STEWARD_REQUIRE_BROWSER=1
+
 step "Python environment for the end-to-end suite (openai SDK, pytest)"
 if [ ! -x .venv/bin/python ]; then
     rm -rf .venv

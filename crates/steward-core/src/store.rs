@@ -9,6 +9,7 @@ use steward_protocol::task::{ExecutionLog, LogLevel, StepStatus, Task, TaskStatu
 use steward_protocol::Message;
 
 use crate::audit::{AuditEntry, NewAuditEntry};
+use crate::snapshots::{Loaded, SaveOutcome, Snapshot, SnapshotSpec, SnapshotSummary, StateCounts};
 use crate::usage::{UsageGroup, UsageRecord, UsageTotal};
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +269,47 @@ pub trait Store: Send + Sync + 'static {
         Err(no_insights())
     }
     // ---- end of insights ---------------------------------------------------
+
+    // ---- Snapshots (`crate::snapshots`) -------------------------------------
+
+    /// How many conversations, messages and insights the memory holds now
+    /// (`entities` is left 0: the home is not the store's).
+    async fn memory_counts(&self) -> Result<StateCounts, StoreError> {
+        Err(no_snapshots())
+    }
+
+    /// Saves the memory as it is now (every conversation with its settings
+    /// and messages, every insight) with `spec.home` as snapshot
+    /// `spec.name`, reading and writing in one transaction. An existing
+    /// snapshot of that name is replaced only when `replace` is set.
+    async fn save_snapshot(&self, spec: &SnapshotSpec, replace: bool) -> Result<SaveOutcome, StoreError> {
+        let _ = (spec, replace);
+        Err(no_snapshots())
+    }
+
+    /// Every snapshot's summary, newest first.
+    async fn list_snapshots(&self) -> Result<Vec<SnapshotSummary>, StoreError> {
+        Err(no_snapshots())
+    }
+
+    /// A snapshot with its body.
+    async fn get_snapshot(&self, name: &str) -> Result<Option<Snapshot>, StoreError> {
+        let _ = name;
+        Err(no_snapshots())
+    }
+
+    /// In one transaction: saves the memory as it is now as `backup` (under
+    /// a free name starting with `backup.name`), then makes the memory
+    /// exactly snapshot `name`'s. `None`, with nothing changed, when there
+    /// is no such snapshot. Approvals, tasks, the audit log and the usage
+    /// ledger are never touched, so a conversation an approval or a task
+    /// refers to that the snapshot lacks is kept as it is (and named in
+    /// [`Loaded::kept_conversations`]).
+    async fn load_snapshot(&self, name: &str, backup: &SnapshotSpec) -> Result<Option<Loaded>, StoreError> {
+        let _ = (name, backup);
+        Err(no_snapshots())
+    }
+    // ---- end of snapshots --------------------------------------------------
 }
 
 fn no_catalog() -> StoreError {
@@ -396,4 +438,10 @@ impl Default for InsightFilter {
     fn default() -> Self {
         InsightFilter { kind: None, entity_id: None, limit: 100 }
     }
+}
+
+// ---- Snapshots (`crate::snapshots`) ----------------------------------------
+
+fn no_snapshots() -> StoreError {
+    StoreError::Database("this store keeps no snapshots".into())
 }

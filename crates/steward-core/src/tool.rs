@@ -53,6 +53,36 @@ pub struct ToolContext {
     /// Set when the call runs because a person approved it: the approval's
     /// id and its idempotency key, for tools that can pass one on.
     pub approval: Option<ApprovalRef>,
+    /// Set for a call a person approved: where a long-running tool reports
+    /// what it is doing, line by line, as it happens. The lines are kept in
+    /// the run's execution log and streamed to watchers.
+    pub progress: Option<ToolProgress>,
+}
+
+/// Where a running tool reports progress. Reporting never waits.
+#[derive(Clone)]
+pub struct ToolProgress {
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl std::fmt::Debug for ToolProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ToolProgress")
+    }
+}
+
+impl ToolProgress {
+    /// A reporter and the receiving end of its lines.
+    pub fn channel() -> (ToolProgress, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (ToolProgress { tx }, rx)
+    }
+
+    /// Reports one line.
+    pub fn line(&self, line: impl Into<String>) {
+        // Nobody listening any more is not the tool's problem.
+        let _ = self.tx.send(line.into());
+    }
 }
 
 /// The approval a call runs under.

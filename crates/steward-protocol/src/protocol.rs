@@ -193,6 +193,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// A line an approved call reported while it ran (an Ansible task's
+    /// result on a host, say); on the activity stream, and kept in the
+    /// run's execution log.
+    ToolProgress {
+        turn_id: String,
+        call_id: String,
+        name: String,
+        /// The approval the call runs under.
+        approval_id: String,
+        message: String,
+    },
     /// A model call ended (on the activity stream only, not in a turn's).
     LlmCall {
         /// The turn (or gateway request) it served; empty when unknown.
@@ -247,6 +258,7 @@ impl Event {
             | Event::Delegated { turn_id, .. }
             | Event::DelegationFinished { turn_id, .. }
             | Event::TaskUpdated { turn_id, .. }
+            | Event::ToolProgress { turn_id, .. }
             | Event::LlmCall { turn_id, .. } => turn_id,
         }
     }
@@ -268,6 +280,7 @@ impl Event {
             Event::Delegated { .. } => "delegated",
             Event::DelegationFinished { .. } => "delegation_finished",
             Event::TaskUpdated { .. } => "task_updated",
+            Event::ToolProgress { .. } => "tool_progress",
             Event::LlmCall { .. } => "llm_call",
         }
     }

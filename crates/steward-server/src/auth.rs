@@ -82,16 +82,41 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
     }
 }
 
+/// The key of an `Authorization: Bearer <key>` header.
+fn bearer_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        // The scheme name is case-insensitive (RFC 9110).
+        let (scheme, key) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
+    })
+}
+
+/// The actor of a request whose bearer key is accepted.
+pub(crate) fn bearer_actor(keys: &ApiKeys, headers: &axum::http::HeaderMap) -> Option<Actor> {
+    bearer_key(headers).filter(|key| keys.accepts(key)).map(|key| Actor(format!("user:{}", &digest_hex(key)[..8])))
+}
+
 pub async fn require_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let keys = &state.settings.api_keys;
     if !keys.is_enabled() {
         return next.run(request).await;
     }
-    let presented = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-        // The scheme name is case-insensitive (RFC 9110).
-        let (scheme, key) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
-    });
+    let presented = bearer_key(request.headers());
+    // The dashboard's session cookie stands in for the key, but only where
+    // no key is sent, and a change needs proof it comes from the dashboard.
+    if presented.is_none() {
+        if let Some(actor) = state.sessions.actor_of(request.headers()) {
+            if !crate::dashboard::csrf_ok(request.method(), request.headers()) {
+                let e = ApiError::invalid(
+                    "a request made with the dashboard's session must come from the dashboard: send the \
+                     'X-Steward-Dashboard: 1' header or an Origin header matching this server",
+                );
+                return (axum::http::StatusCode::FORBIDDEN, axum::Json(e.body())).into_response();
+            }
+            request.extensions_mut().insert(Actor(actor));
+            return next.run(request).await;
+        }
+    }
     match presented {
         Some(key) if keys.accepts(key) => {
             let actor = Actor(format!("user:{}", &digest_hex(key)[..8]));

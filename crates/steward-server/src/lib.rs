@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod body;
 pub mod chart;
+mod dashboard;
 mod entities;
 mod error;
 mod events;
@@ -22,6 +23,7 @@ mod proposals;
 mod query;
 mod requests;
 mod sse;
+mod state;
 mod usage;
 
 use std::future::Future;
@@ -67,6 +69,8 @@ pub struct AppState {
     /// The flat price per kWh `POST /api/insights/analyze` works out the
     /// cost with (`[energy] price_per_kwh`); no cost without it.
     pub energy_price_per_kwh: Option<f64>,
+    /// The dashboard's logged-in browsers (see `dashboard::session`).
+    pub(crate) sessions: Arc<dashboard::session::Sessions>,
 }
 
 impl AppState {
@@ -78,6 +82,7 @@ impl AppState {
             gateway: None,
             tasks: None,
             energy_price_per_kwh: None,
+            sessions: Arc::default(),
         }
     }
 
@@ -127,12 +132,17 @@ pub fn app(state: AppState) -> Router {
         .route("/api/events", get(events::stream))
         .route("/api/usage", get(usage::report))
         .route("/api/audit", get(audit::list))
+        .route("/api/state", get(state::list))
+        .route("/api/state/save", post(state::save))
+        .route("/api/state/load", post(state::load))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
     Router::new()
         .route("/health", get(health::health))
+        // Pages answer a missing session with the login page, not the API's 401.
+        .merge(dashboard::routes())
         .merge(protected)
         .layer(axum::middleware::from_fn(error::catch_panic))
         .layer(axum::middleware::from_fn_with_state(state.clone(), http_metrics::track))

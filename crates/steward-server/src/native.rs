@@ -178,6 +178,7 @@ pub async fn post_message(
             | Event::Delegated { .. }
             | Event::DelegationFinished { .. }
             | Event::TaskUpdated { .. }
+            | Event::ToolProgress { .. }
             | Event::LlmCall { .. } => {}
         }
     }

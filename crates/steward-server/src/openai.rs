@@ -137,6 +137,7 @@ pub async fn chat_completions(
                     | Event::DelegationFinished { .. }
                     | Event::TaskUpdated { .. }
                     | Event::LlmCall { .. }
+                    | Event::ToolProgress { .. }
                     | Event::MessageStored { .. }),
                 ) => first.push(e),
                 None => return Err(ended_early()),
@@ -182,6 +183,7 @@ async fn collect(mut handle: TurnHandle, id: String, created: i64, model: String
             | Event::DelegationFinished { .. }
             | Event::TaskUpdated { .. }
             | Event::LlmCall { .. }
+            | Event::ToolProgress { .. }
             | Event::MessageStored { .. } => {}
         }
     }
@@ -297,6 +299,7 @@ fn stream_chunks(mut handle: TurnHandle, first: Vec<Event>, head: ChunkHead) -> 
                 | Event::DelegationFinished { .. }
                 | Event::TaskUpdated { .. }
                 | Event::LlmCall { .. }
+                | Event::ToolProgress { .. }
                 | Event::MessageStored { .. } => Vec::new(),
             };
             for f in out {

@@ -50,10 +50,25 @@ fn not_found(id: &str) -> ApiError {
 pub async fn get(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Approval>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let id = path_id(id)?;
     let approval = state.engine.approval(&id).await.map_err(ApiError::from)?.ok_or_else(|| not_found(&id))?;
-    Ok(Json(approval))
+    // What the run reported while it ran (an Ansible playbook's tasks per
+    // host and its recap); empty for calls that report nothing. A store
+    // without execution logs has none to show.
+    let logs = match state.engine.store().list_execution_logs(&approval.id).await {
+        Ok(logs) => logs,
+        Err(e) => {
+            tracing::warn!(error = %e, approval = %approval.id, "could not read the run's execution log");
+            Vec::new()
+        }
+    };
+    let mut body = serde_json::to_value(&approval)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("could not encode the approval: {e}")))?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("execution_logs".into(), serde_json::to_value(logs).unwrap_or_default());
+    }
+    Ok(Json(body))
 }
 
 pub async fn approve(

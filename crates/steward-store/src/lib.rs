@@ -30,6 +30,7 @@ mod approvals;
 mod entities;
 mod insights;
 mod migrate;
+mod snapshots;
 mod tasks;
 mod url;
 
@@ -904,6 +905,35 @@ impl Store for SqlStore {
         filter: &steward_core::store::InsightFilter,
     ) -> Result<Vec<steward_protocol::insight::Insight>, StoreError> {
         self.select_insights(filter).await
+    }
+
+    // Snapshots: see snapshots.rs.
+    async fn memory_counts(&self) -> Result<steward_core::snapshots::StateCounts, StoreError> {
+        self.count_memory().await
+    }
+
+    async fn save_snapshot(
+        &self,
+        spec: &steward_core::snapshots::SnapshotSpec,
+        replace: bool,
+    ) -> Result<steward_core::snapshots::SaveOutcome, StoreError> {
+        self.insert_snapshot(spec, replace).await
+    }
+
+    async fn list_snapshots(&self) -> Result<Vec<steward_core::snapshots::SnapshotSummary>, StoreError> {
+        self.select_snapshots().await
+    }
+
+    async fn get_snapshot(&self, name: &str) -> Result<Option<steward_core::snapshots::Snapshot>, StoreError> {
+        self.select_snapshot(name).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        name: &str,
+        backup: &steward_core::snapshots::SnapshotSpec,
+    ) -> Result<Option<steward_core::snapshots::Loaded>, StoreError> {
+        self.restore_snapshot(name, backup).await
     }
 }
 

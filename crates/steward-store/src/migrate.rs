@@ -31,6 +31,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "0006_entities", sql: include_str!("../migrations/0006_entities.sql") },
     Migration { version: 7, name: "0007_insights", sql: include_str!("../migrations/0007_insights.sql") },
     Migration { version: 8, name: "0008_tasks", sql: include_str!("../migrations/0008_tasks.sql") },
+    Migration { version: 9, name: "0009_snapshots", sql: include_str!("../migrations/0009_snapshots.sql") },
+    Migration { version: 10, name: "0010_run_logs", sql: include_str!("../migrations/0010_run_logs.sql") },
 ];
 
 /// `pg_advisory_lock` key for migrations ("Steward\0" in ASCII).

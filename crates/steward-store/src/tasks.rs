@@ -426,9 +426,16 @@ impl SqlStore {
             .bind(task_id)
             .execute(&mut *tx)
             .await?;
+        // Or it is the log of an approved call run on its own, keyed by the
+        // approval (a no-op update, for the same row lock).
+        let touched = if touched.rows_affected() == 0 {
+            sqlx::query("UPDATE approvals SET id = id WHERE id = $1").bind(task_id).execute(&mut *tx).await?
+        } else {
+            touched
+        };
         if touched.rows_affected() == 0 {
             return Err(WriteError::Store(StoreError::Database(format!(
-                "task '{task_id}' not found; cannot add to its execution log"
+                "no task or approval '{task_id}'; cannot add to its execution log"
             ))));
         }
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM execution_logs WHERE task_id = $1")

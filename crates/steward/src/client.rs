@@ -146,7 +146,10 @@ impl Client {
                                 _ => eprintln!("  [task] {task_id}: {status}"),
                             }
                         }
-                        Event::TurnStarted { .. } | Event::MessageStored { .. } | Event::LlmCall { .. } => {}
+                        Event::TurnStarted { .. }
+                        | Event::MessageStored { .. }
+                        | Event::LlmCall { .. }
+                        | Event::ToolProgress { .. } => {}
                     }
                 }
             }

@@ -19,13 +19,14 @@ use std::sync::atomic::Ordering;
 
 use futures::FutureExt;
 use steward_protocol::approval::{Approval, ApprovalScope, ApprovalStatus, Preview};
+use steward_protocol::task::LogLevel;
 use steward_protocol::{Effect, Message, ToolCall};
 
 use super::Engine;
 use crate::audit::NewAuditEntry;
 use crate::policy::CallFacts;
 use crate::store::{ApprovalDecision, ApprovalFilter, NewMessage, StoreError};
-use crate::tool::{cap_output, ApprovalRef, Tool, ToolContext, ToolError};
+use crate::tool::{cap_output, ApprovalRef, Tool, ToolContext, ToolError, ToolProgress};
 
 /// What a chat message that decides approvals asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -553,6 +554,33 @@ approved once: approve it without 'always'",
         }
     }
 
+    /// Where an approved call reports progress: each line is kept in the
+    /// execution log under the approval's id (secrets blanked) and published
+    /// on the activity stream as it comes. The writer ends when the last
+    /// reporter is dropped.
+    fn run_log(&self, approval: &Approval) -> (ToolProgress, tokio::task::JoinHandle<()>) {
+        let (progress, mut lines) = ToolProgress::channel();
+        let engine = self.clone();
+        let a = approval.clone();
+        let writer = tokio::spawn(async move {
+            while let Some(line) = lines.recv().await {
+                let message = engine.inner.redactor.text(&line);
+                if let Err(e) = engine.inner.store.append_execution_log(&a.id, None, LogLevel::Info, &message).await {
+                    tracing::warn!(error = %e, approval = %a.id, "could not keep a line of the run's log");
+                }
+                let event = steward_protocol::Event::ToolProgress {
+                    turn_id: a.turn_id.clone(),
+                    call_id: a.call_id.clone(),
+                    name: a.tool.clone(),
+                    approval_id: a.id.clone(),
+                    message,
+                };
+                engine.activity().publish(Some(&a.conversation_id), Some(&a.agent), event);
+            }
+        });
+        (progress, writer)
+    }
+
     /// Runs an approved action if nobody has started it yet, and records
     /// its outcome. Returns the approval as it now stands.
     pub(super) async fn execute_approved(&self, approval: Approval) -> Result<Approval, StoreError> {
@@ -566,6 +594,7 @@ approved once: approve it without 'always'",
         let (ok, output) = match self.inner.tools.get(&approval.tool) {
             None => (false, format!("error: the tool '{}' no longer exists; nothing was run", approval.tool)),
             Some(tool) => {
+                let (progress, log_writer) = self.run_log(&approval);
                 let ctx = ToolContext {
                     turn_id: approval.turn_id.clone(),
                     conversation_id: approval.conversation_id.clone(),
@@ -575,8 +604,14 @@ approved once: approve it without 'always'",
                         id: approval.id.clone(),
                         idempotency_key: approval.idempotency_key.clone(),
                     }),
+                    progress: Some(progress),
                 };
                 let run = invoke(tool.as_ref(), approval.arguments.clone(), &ctx).await;
+                // The log is complete before the outcome is recorded.
+                drop(ctx);
+                if let Err(e) = log_writer.await {
+                    tracing::warn!(error = %e, approval = %approval.id, "the run's log writer stopped");
+                }
                 let metrics = &self.inner.metrics;
                 if run.ok {
                     metrics.tool_calls_ok.fetch_add(1, Ordering::Relaxed);

@@ -177,6 +177,7 @@ Nothing has changed yet. Do not call it again; their answer comes in a later mes
                 agent: self.agent.id.clone(),
                 call_id: call.id.clone(),
                 approval: None,
+                progress: None,
             };
             match decision {
                 Decision::Allow => {}

@@ -109,6 +109,7 @@ Answer with what you have.",
                     agent: agent.id.clone(),
                     call_id: format!("{}_evidence", call.id),
                     approval: None,
+                    progress: None,
                 };
                 let run = approvals::invoke(tool.as_ref(), evidence_args, &ctx).await;
                 if run.ok {

@@ -263,6 +263,12 @@ impl Engine {
         }
     }
 
+    /// How many turns are running now, in every conversation (loading a
+    /// snapshot waits for none to run).
+    pub fn running_turns(&self) -> usize {
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Creates a conversation for `agent` (the default agent when `None`).
     pub async fn create_conversation(
         &self,

@@ -196,6 +196,19 @@ pub trait Home: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Puts entities back in the states and attributes a snapshot holds
+    /// ([`crate::snapshots`]), announcing each change; returns how many
+    /// changed. Entities the home no longer has are skipped. Only the demo
+    /// home can: a real house changes only through approved service calls,
+    /// so homes refuse by default.
+    async fn restore_states(&self, entities: &[Entity]) -> Result<usize, HomeError> {
+        let _ = entities;
+        Err(HomeError::invalid(
+            "restoring entity states",
+            format!("{} changes only through approved service calls", self.name()),
+        ))
+    }
+
     /// Every state change from now on. A receiver that falls behind skips
     /// the oldest changes (and is told so by `RecvError::Lagged`).
     fn subscribe(&self) -> broadcast::Receiver<StateChanged>;

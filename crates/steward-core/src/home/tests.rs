@@ -27,6 +27,7 @@ fn ctx() -> ToolContext {
         agent: "architect".into(),
         call_id: "call".into(),
         approval: None,
+        progress: None,
     }
 }
 

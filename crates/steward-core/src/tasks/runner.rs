@@ -673,6 +673,7 @@ request again to approve it",
                 id: a.id.clone(),
                 idempotency_key: format!("{}/{}", a.idempotency_key, step.id),
             }),
+            progress: None,
         };
         let result = call_tool(tool.as_ref(), step.arguments.clone(), &ctx).await;
         if spec.effect != Effect::Read {

@@ -69,7 +69,7 @@ use serde_json::{Map, Value};
 
 pub use events::{Event, HostRecap, Status, TaskResult};
 pub use playbooks::{Group, InventoryGroups, PlayInfo, PlaybookInfo};
-pub use report::RunReport;
+pub use report::{event_lines, RunReport};
 pub use tools::{ansible_tools, ListHosts, ListPlaybooks, RunPlaybook, LIST_HOSTS, LIST_PLAYBOOKS, RUN_PLAYBOOK};
 
 use process::Invocation;

@@ -149,21 +149,8 @@ impl RunReport {
     pub fn log_lines(&self, max_lines: usize) -> Vec<String> {
         let mut lines: Vec<String> = Vec::new();
         for event in &self.events {
-            match event {
-                Event::PlaybookStart { .. } | Event::Stats(_) => {}
-                Event::PlayStart { name, hosts } => lines.push(format!("PLAY [{name}] (hosts: {})", hosts.join(", "))),
-                Event::TaskStart { task, handler, .. } => {
-                    lines.push(format!("{} [{task}]", if *handler { "HANDLER" } else { "TASK" }))
-                }
-                Event::Result(r) => result_lines(r, self.mode, &mut lines),
-                Event::Retry { host, task, attempts } => lines.push(format!(
-                    "  {host}: retrying {task}{}",
-                    attempts.map(|a| format!(" (attempt {a})")).unwrap_or_default()
-                )),
-                Event::NoHostsMatched => lines.push("  no host matched the play's hosts (and limit)".into()),
-                Event::NoHostsRemaining => lines.push("  no hosts left: every host of the play failed".into()),
-                Event::Output(text) if !text.trim().is_empty() => lines.push(format!("  | {text}")),
-                Event::Output(_) => {}
+            if !matches!(event, Event::Stats(_)) {
+                lines.extend(event_lines(event, self.mode));
             }
         }
         if self.events_dropped > 0 {
@@ -283,6 +270,33 @@ fn failure_text(r: &TaskResult) -> String {
         text = "no message".into();
     }
     one_line(&text, 600)
+}
+
+/// The lines of the log one event makes, as a person reads them; the
+/// recap (`Stats`) is a line per host.
+pub fn event_lines(event: &Event, mode: Mode) -> Vec<String> {
+    let mut lines = Vec::new();
+    match event {
+        Event::PlaybookStart { .. } => {}
+        Event::PlayStart { name, hosts } => lines.push(format!("PLAY [{name}] (hosts: {})", hosts.join(", "))),
+        Event::TaskStart { task, handler, .. } => {
+            lines.push(format!("{} [{task}]", if *handler { "HANDLER" } else { "TASK" }))
+        }
+        Event::Result(r) => result_lines(r, mode, &mut lines),
+        Event::Retry { host, task, attempts } => lines.push(format!(
+            "  {host}: retrying {task}{}",
+            attempts.map(|a| format!(" (attempt {a})")).unwrap_or_default()
+        )),
+        Event::NoHostsMatched => lines.push("  no host matched the play's hosts (and limit)".into()),
+        Event::NoHostsRemaining => lines.push("  no hosts left: every host of the play failed".into()),
+        Event::Stats(recap) => {
+            lines.push("RECAP".into());
+            lines.extend(recap.iter().map(|(host, r)| format!("  {host}: {}", r.line())));
+        }
+        Event::Output(text) if !text.trim().is_empty() => lines.push(format!("  | {text}")),
+        Event::Output(_) => {}
+    }
+    lines
 }
 
 /// The lines of one result: status, message, diff.

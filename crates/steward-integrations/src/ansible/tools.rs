@@ -15,7 +15,7 @@ use steward_core::{Tool, ToolContext, ToolError, ToolSpec};
 use steward_protocol::approval::{Preview, PreviewTarget};
 use steward_protocol::Effect;
 
-use super::{Ansible, AnsibleError, Mode, RunReport, RunRequest};
+use super::{event_lines, Ansible, AnsibleError, Event, Mode, RunReport, RunRequest};
 
 pub const LIST_PLAYBOOKS: &str = "ansible_list_playbooks";
 pub const LIST_HOSTS: &str = "ansible_list_hosts";
@@ -210,9 +210,33 @@ impl Tool for RunPlaybook {
         &self.spec
     }
 
-    async fn call(&self, arguments: Value, _ctx: &ToolContext) -> Result<String, ToolError> {
+    async fn call(&self, arguments: Value, ctx: &ToolContext) -> Result<String, ToolError> {
         let request = parse_run(&arguments)?;
-        let report = self.ansible.run(&request, Mode::Apply, &mut |_| {}).await.map_err(tool_error)?;
+        // Each task's result on each host is reported as it happens: the
+        // person watches it, and the run's execution log keeps all of it
+        // (the answer holds the recap and the end of the log).
+        let progress = ctx.progress.clone();
+        let mut report_event = |event: &Event| {
+            if let Some(p) = &progress {
+                for line in event_lines(event, Mode::Apply) {
+                    p.line(line);
+                }
+            }
+        };
+        let report = self.ansible.run(&request, Mode::Apply, &mut report_event).await.map_err(tool_error)?;
+        if let Some(p) = &progress {
+            if report.events_dropped > 0 {
+                p.line(format!(
+                    "… {} events were not kept in memory; the lines above are all of them",
+                    report.events_dropped
+                ));
+            }
+            p.line(format!(
+                "exit code {}{}",
+                report.exit_code,
+                if report.timed_out { " (stopped at the timeout)" } else { "" }
+            ));
+        }
         let what = describe(&report.playbook, &request);
         let took = format!("{:.1} s", report.elapsed.as_secs_f64());
         let hosts = report.hosts().len();
@@ -373,6 +397,7 @@ mod tests {
             agent: "infra".into(),
             call_id: "1".into(),
             approval: None,
+            progress: None,
         }
     }
 

@@ -356,6 +356,49 @@ device's power, battery and connection, then try again",
         Ok((targets, changes))
     }
 
+    /// See [`DemoHome::restore_states`]; entities the house no longer has
+    /// are skipped.
+    fn restore_states(&mut self, saved: &[Entity], now: i64) -> Vec<StateChanged> {
+        let mut changes = Vec::new();
+        for want in saved {
+            let Some(entity) = self.entities.get_mut(&want.entity_id) else { continue };
+            if entity.state == want.state && entity.attributes == want.attributes && entity.available == want.available
+            {
+                continue;
+            }
+            let old = entity.clone();
+            if entity.state != want.state {
+                entity.last_changed = now;
+                self.logbook.push(LogbookEntry {
+                    when: now,
+                    name: entity.name.clone(),
+                    message: format!("restored to {} from a snapshot", want.state),
+                    entity_id: Some(want.entity_id.clone()),
+                    domain: Some(entity.domain.clone()),
+                    state: Some(want.state.clone()),
+                    context: Some("snapshot loaded by Steward".into()),
+                });
+            }
+            entity.state = want.state.clone();
+            entity.attributes = want.attributes.clone();
+            entity.available = want.available;
+            entity.last_updated = now;
+            self.history
+                .entry(want.entity_id.clone())
+                .or_default()
+                .push(HistoryPoint { at: now, state: want.state.clone() });
+            if entity.domain == "automation" {
+                let enabled = entity.state == "on";
+                if let Some(a) = self.automations.values_mut().find(|a| a.entity_id.as_deref() == Some(&want.entity_id))
+                {
+                    a.enabled = enabled;
+                }
+            }
+            changes.push(StateChanged { entity_id: want.entity_id.clone(), old: Some(old), new: Some(entity.clone()) });
+        }
+        changes
+    }
+
     fn upsert_automation(
         &mut self,
         id: &str,
@@ -569,6 +612,20 @@ impl Home for DemoHome {
             self.announce(change);
         }
         Ok(())
+    }
+
+    /// Puts states and attributes back as a snapshot held them, as if the
+    /// house had changed that way now: history and logbook record it, and
+    /// subscribers hear of it. An automation's entity carries its enabled
+    /// flag with it.
+    async fn restore_states(&self, entities: &[Entity]) -> Result<usize, HomeError> {
+        let now = self.clock.now_ms();
+        let changes = self.world().restore_states(entities, now);
+        let changed = changes.len();
+        for change in changes {
+            self.announce(change);
+        }
+        Ok(changed)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StateChanged> {

@@ -295,6 +295,7 @@ mod tests {
             agent: "data-scientist".into(),
             call_id: "1".into(),
             approval: None,
+            progress: None,
         }
     }
 

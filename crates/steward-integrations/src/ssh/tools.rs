@@ -313,6 +313,7 @@ mod tests {
             agent: "infra".into(),
             call_id: "1".into(),
             approval: None,
+            progress: None,
         }
     }
 

@@ -75,6 +75,7 @@ fn ctx() -> ToolContext {
         agent: "infra".into(),
         call_id: "1".into(),
         approval: None,
+        progress: None,
     }
 }
 

@@ -59,6 +59,7 @@ fn ctx() -> ToolContext {
         agent: "architect".into(),
         call_id: "call_1".into(),
         approval: None,
+        progress: None,
     }
 }
 

@@ -85,6 +85,7 @@ fn ctx() -> ToolContext {
         agent: "architect".into(),
         call_id: "call_1".into(),
         approval: None,
+        progress: None,
     }
 }
 

@@ -84,6 +84,7 @@ fn ctx() -> ToolContext {
         agent: "infra".into(),
         call_id: "call_test".into(),
         approval: None,
+        progress: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn ctx() -> ToolContext {
         agent: "infra".into(),
         call_id: "call_1".into(),
         approval: None,
+        progress: None,
     }
 }
 

@@ -345,6 +345,7 @@ print(json.dumps({{'name': e['name'], 'unit': e['unit'], 'points': len(e['points
         agent: "data-scientist".into(),
         call_id: "1".into(),
         approval: None,
+        progress: None,
     };
     let answer = tool.call(json!({"code": code, "entity_ids": [id], "hours": 6}), &ctx).await.unwrap();
     let answer: Value = serde_json::from_str(&answer).unwrap();

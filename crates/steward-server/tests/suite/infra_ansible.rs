@@ -19,6 +19,7 @@ use steward_server::{app, AppState, ServerSettings};
 use steward_store::SqlStore;
 use steward_testkit::{Reply, ScriptedLlm};
 
+use super::approvals::activity::Watcher;
 use super::Harness;
 
 const PLAYBOOK_VAR: &str = "STEWARD_TEST_ANSIBLE_PLAYBOOK";
@@ -147,6 +148,7 @@ async fn the_infra_agent_runs_a_playbook_once_after_a_person_approves_its_check_
         Reply::tool_call("ansible_run_playbook", run_args.to_string()),
     ]);
     let id = conversation(&h).await;
+    let mut activity = Watcher::open(&h, "").await;
     let events = turn(&h, &id, "Put the greeting into the motd file with Ansible").await;
 
     // The model saw the playbooks, then asked to run one: the person is
@@ -185,6 +187,27 @@ async fn the_infra_agent_runs_a_playbook_once_after_a_person_approves_its_check_
     assert!(outcome.contains("localhost: ok=2 changed=1 failed=0 unreachable=0 skipped=0"), "{outcome}");
     assert!(said.contains("Done (") && said.contains("run playbook write_file.yml"), "{said}");
     assert!(transcript(&h, &id).await.contains("changed=1"), "the outcome is not in the conversation");
+    // The whole run is kept as its execution log, task by task, with the
+    // recap, and was streamed line by line while it ran.
+    let logs: Vec<&str> =
+        decided["execution_logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let at =
+        |line: &str| logs.iter().position(|l| l.contains(line)).unwrap_or_else(|| panic!("no {line:?} in {logs:#?}"));
+    assert!(at("PLAY [") < at("TASK [") && at("TASK [") < at("RECAP"), "{logs:#?}");
+    assert!(logs.contains(&"  localhost: changed"), "{logs:#?}");
+    assert!(at("RECAP") < at("localhost: ok=2 changed=1 failed=0"), "{logs:#?}");
+    assert_eq!(logs.last(), Some(&"exit code 0"));
+    let seqs: Vec<i64> =
+        decided["execution_logs"].as_array().unwrap().iter().map(|l| l["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=logs.len() as i64).collect::<Vec<_>>());
+    activity.until("the run's progress", |seen| seen.iter().any(|f| f.data["event"]["message"] == "exit code 0")).await;
+    let streamed: Vec<&str> = activity
+        .seen
+        .iter()
+        .filter(|f| f.name == "tool_progress" && f.data["event"]["approval_id"] == decided["id"])
+        .map(|f| f.data["event"]["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, logs, "the stream and the log hold the same lines");
     assert_eq!(h.llm().chat_requests().len(), 2, "approving needs no model");
 
     // Executed once: a second "approve" runs nothing again.
@@ -221,6 +244,10 @@ async fn an_approved_run_past_its_timeout_is_stopped_and_reported_as_failed() {
     assert!(outcome.contains("timed out after 3 s and was stopped"), "{outcome}");
     assert!(outcome.contains("TASK [Before the nap]"), "{outcome}");
     assert!(said.contains("Failed (") && said.contains("timed out after 3 s"), "{said}");
+    let logs: Vec<&str> =
+        decided["execution_logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert!(logs.contains(&"TASK [Before the nap]"), "{logs:#?}");
+    assert!(logs.last().unwrap().contains("stopped at the timeout"), "{logs:#?}");
     let cmdlines: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()

@@ -275,6 +275,7 @@ fn ctx() -> ToolContext {
         agent: "data-scientist".into(),
         call_id: "call_1".into(),
         approval: None,
+        progress: None,
     }
 }
 

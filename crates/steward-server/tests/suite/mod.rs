@@ -2,6 +2,7 @@ mod agents;
 mod approvals;
 mod audit;
 mod bad_input;
+mod dashboard;
 mod entities;
 mod gateway;
 mod infra_ansible;
@@ -13,6 +14,7 @@ mod local;
 mod native;
 mod openai;
 mod requests;
+mod state;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -786,6 +786,7 @@ async fn run_task_starts_nothing_without_the_plans_own_approval() {
         agent: "architect".into(),
         call_id: "call_x".into(),
         approval: None,
+        progress: None,
     };
     let e = tool.call(json!({"task_id": id}), &ctx).await.unwrap_err();
     assert!(e.to_string().contains("only starts a task under the approval of its plan"), "{e}");

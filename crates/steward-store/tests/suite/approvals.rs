@@ -19,6 +19,7 @@ backend_tests!(
     finishing_records_the_outcome_once,
     a_conversation_grant_needs_an_approved_conversation_scope,
     debug_mode_is_kept_per_conversation,
+    an_approved_run_keeps_its_own_execution_log,
 );
 
 fn approval(id: &str, conversation: &str, at: i64) -> Approval {
@@ -208,4 +209,19 @@ async fn debug_mode_is_kept_per_conversation(db: &TestDb) {
     db.store.set_conversation_debug(&c1, false).await.unwrap();
     assert!(!db.store.get_conversation(&c1).await.unwrap().unwrap().debug);
     assert!(matches!(db.store.set_conversation_debug("nope", true).await, Err(StoreError::ConversationNotFound(_))));
+}
+
+async fn an_approved_run_keeps_its_own_execution_log(db: &TestDb) {
+    use steward_protocol::task::LogLevel;
+    let c = conversation(db).await;
+    db.store.create_approval(&approval("apr_log", &c, T0)).await.unwrap();
+    for line in ["TASK [Write the file]", "  localhost: changed", "RECAP"] {
+        db.store.append_execution_log("apr_log", None, LogLevel::Info, line).await.unwrap();
+    }
+    let logs = db.store.list_execution_logs("apr_log").await.unwrap();
+    let got: Vec<(i64, &str)> = logs.iter().map(|l| (l.seq, l.message.as_str())).collect();
+    assert_eq!(got, vec![(1, "TASK [Write the file]"), (2, "  localhost: changed"), (3, "RECAP")]);
+    // Neither a task nor an approval: refused, naming it.
+    let e = db.store.append_execution_log("apr_missing", None, LogLevel::Info, "x").await.unwrap_err();
+    assert!(e.to_string().contains("apr_missing"), "{e}");
 }

@@ -37,7 +37,9 @@ async fn connecting_twice_is_a_no_op(db: &TestDb) {
             (5, "0005_approvals".to_string(), T0),
             (6, "0006_entities".to_string(), T0),
             (7, "0007_insights".to_string(), T0),
-            (8, "0008_tasks".to_string(), T0)
+            (8, "0008_tasks".to_string(), T0),
+            (9, "0009_snapshots".to_string(), T0),
+            (10, "0010_run_logs".to_string(), T0)
         ]
     );
 
@@ -75,7 +77,9 @@ async fn concurrent_first_connects_migrate_once(db: &TestDb) {
                 (5, "0005_approvals".to_string(), T0),
                 (6, "0006_entities".to_string(), T0),
                 (7, "0007_insights".to_string(), T0),
-                (8, "0008_tasks".to_string(), T0)
+                (8, "0008_tasks".to_string(), T0),
+                (9, "0009_snapshots".to_string(), T0),
+                (10, "0010_run_logs".to_string(), T0)
             ]
         );
     }

@@ -9,4 +9,5 @@ mod entities;
 mod insights;
 mod messages;
 mod migrations;
+mod snapshots;
 mod tasks;

@@ -13,21 +13,21 @@ use super::{approvals, HEATER_ON};
 
 /// One SSE message of the activity stream.
 #[derive(Debug)]
-struct Frame {
-    name: String,
-    id: u64,
-    data: Value,
+pub struct Frame {
+    pub name: String,
+    pub id: u64,
+    pub data: Value,
 }
 
 /// An open activity stream.
-struct Watcher {
+pub struct Watcher {
     body: Body,
     buffer: String,
-    seen: Vec<Frame>,
+    pub seen: Vec<Frame>,
 }
 
 impl Watcher {
-    async fn open(h: &super::super::Harness, query: &str) -> Watcher {
+    pub async fn open(h: &super::super::Harness, query: &str) -> Watcher {
         let request = Request::get(format!("/api/events{query}")).body(Body::empty()).unwrap();
         let response = h.app.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200);
@@ -36,7 +36,7 @@ impl Watcher {
     }
 
     /// Reads until `done` holds for what was seen; fails the test after 10 s.
-    async fn until(&mut self, what: &str, done: impl Fn(&[Frame]) -> bool) {
+    pub async fn until(&mut self, what: &str, done: impl Fn(&[Frame]) -> bool) {
         let read = async {
             while !done(&self.seen) {
                 let frame = self.body.frame().await.expect("the stream ended").expect("the stream failed");

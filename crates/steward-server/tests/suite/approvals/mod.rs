@@ -1,7 +1,7 @@
 //! Approvals end to end through the HTTP API: a model that obeys every
 //! instruction it reads, tools that record every execution, a real store.
 
-mod activity;
+pub mod activity;
 mod adversarial;
 mod lifecycle;
 
