@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -261,7 +260,7 @@ def test_every_view_with_content(browser, dashboard_steward, llm):
     checks = {
         "activity": ("/ui/activity", "#activity .entry"),
         "approvals": ("/ui/approvals", "#pending [data-approval-id]"),
-        "tasks": ("/ui/tasks", "#tasks"),
+        "tasks": ("/ui/tasks", "#tasks .step[data-step-id='s2']"),
         "home": ("/ui/home", "svg.sparkline"),
         "usage": ("/ui/usage", "#usage-requests"),
         "audit": ("/ui/audit", "#chain"),
@@ -279,6 +278,17 @@ def test_every_view_with_content(browser, dashboard_steward, llm):
             if e["level"] == "SEVERE" and "/api/state" not in e["message"]
         ]
         assert not errors, f"{name}: {errors}"
+        if name == "tasks":
+            step = browser.find_element(By.CSS_SELECTOR, "#tasks .step[data-step-id='s2']")
+            assert "after: s1" in step.text and "Dim the living room lights" in step.text, step.text
+        if name == "home":
+            # The insight's chart (served as SVG by the API) loads; it is
+            # lazy, so it loads once scrolled to.
+            chart = css(browser, "img.chart")
+            browser.execute_script("arguments[0].scrollIntoView()", chart)
+            loaded = "return arguments[0].complete && arguments[0].naturalWidth"
+            wait(browser).until(lambda d: d.execute_script(loaded, chart))
+            browser.execute_script("window.scrollTo(0, 0)")
         screenshot(browser, name)
     browser.get(dashboard_steward.url + "/ui/audit")
     assert "verifies" in css(browser, "#chain").text

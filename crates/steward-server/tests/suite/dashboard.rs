@@ -210,6 +210,15 @@ async fn every_view_renders_with_the_homes_and_the_conversations_content() {
     let usage = h.get("/ui/usage").await.text();
     assert!(usage.contains("id=\"usage-requests\""), "{usage}");
     assert!(usage.contains("<h2>By provider</h2>"), "{usage}");
+    // Activity and Snapshots are frames their script fills from the API.
+    let activity = h.get("/ui/activity").await.text();
+    assert!(activity.contains("<ol id=\"activity\" class=\"activity\" data-activity>"), "{activity}");
+    let snapshots = h.get("/ui/snapshots").await.text();
+    assert!(snapshots.contains("<form id=\"snapshot-save\"") && snapshots.contains("<table id=\"snapshots\">"));
+    let script = h.get("/ui/assets/app.js").await.text();
+    for call in ["\"/api/state\"", "\"/api/state/save\"", "\"/api/state/load\"", "\"/api/events?after=\""] {
+        assert!(script.contains(call), "the script calls {call}");
+    }
     // Tasks: none, and says why.
     let tasks = h.get("/ui/tasks").await.text();
     assert!(tasks.contains("Tasks are not enabled on this server"), "{tasks}");

@@ -389,6 +389,13 @@
         updateApproval(ev.approval);
         break;
       }
+      case "tool_progress": {
+        // An approved run reporting as it goes (an Ansible task per host…).
+        const line = el("div", { class: "progress meta", text: ev.name + ": " + ev.message });
+        const card = document.querySelector('[data-approval-id="' + CSS.escape(ev.approval_id) + '"]');
+        (card || ctx.node).append(line);
+        break;
+      }
       case "delegation_started": {
         ctx.text = null;
         const box = el("div", { class: "delegation" }, [el("div", { class: "who", text: "→ " + ev.agent + ": " + ev.task })]);
@@ -436,6 +443,7 @@
       case "tool_call_started": return ["tool call", ev.name + " (" + ev.effect + ")"];
       case "tool_result": return ["tool result", ev.name + (ev.ok ? " ✓" : " ✗ failed") + (ev.truncated ? " (truncated)" : "")];
       case "tool_debug": return ["tool debug", ev.name + " · " + ev.phase];
+      case "tool_progress": return ["tool progress", ev.name + " (" + ev.approval_id + "): " + ev.message];
       case "approval_requested": return ["approval requested", (ev.approval.preview && ev.approval.preview.summary) || ev.approval.tool];
       case "approval_updated": return ["approval " + ev.approval.status, (ev.approval.preview && ev.approval.preview.summary) || ev.approval.tool];
       case "delegation_started": return ["delegation", "→ " + ev.agent + ": " + ev.task];
