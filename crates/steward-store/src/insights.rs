@@ -11,7 +11,8 @@ use steward_protocol::insight::{Chart, Insight};
 
 use crate::{storable, SqlStore};
 
-const COLUMNS: &str = "id, kind, title, summary, evidence, entity_ids, chart, conversation_id, created_by, created_at";
+pub(crate) const COLUMNS: &str =
+    "id, kind, title, summary, evidence, entity_ids, chart, conversation_id, created_by, created_at";
 
 fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value)
@@ -19,7 +20,7 @@ fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreErr
         .map_err(|e| StoreError::Database(format!("encoding the insight's {what}: {e}")))
 }
 
-fn insight_from_row(row: &AnyRow) -> Result<Insight, StoreError> {
+pub(crate) fn insight_from_row(row: &AnyRow) -> Result<Insight, StoreError> {
     let id: String = row.try_get("id").map_err(|e| StoreError::Corrupt(format!("insight row: {e}")))?;
     let corrupt = |what: String| StoreError::Corrupt(format!("insight '{id}': {what}"));
     let text = |column: &str| row.try_get::<String, _>(column).map_err(|e| corrupt(e.to_string()));
@@ -52,39 +53,9 @@ fn insight_from_row(row: &AnyRow) -> Result<Insight, StoreError> {
 impl SqlStore {
     pub(crate) async fn insert_insight(&self, i: &Insight) -> Result<(), StoreError> {
         let failed = |e: sqlx::Error| self.db_error(&format!("storing insight '{}'", i.id), e);
-        let chart = i.chart.as_ref().map(|c| encode("chart", c)).transpose()?;
-        // Each entity once, in the order given.
-        let mut entities: Vec<&str> = Vec::new();
-        for id in &i.entity_ids {
-            if !entities.contains(&id.as_str()) {
-                entities.push(id);
-            }
-        }
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await.map_err(failed)?;
-        let sql = format!("INSERT INTO insights ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
-        sqlx::query(&sql)
-            .bind(storable(&i.id))
-            .bind(storable(&i.kind))
-            .bind(storable(&i.title))
-            .bind(storable(&i.summary))
-            .bind(encode("evidence", &i.evidence)?)
-            .bind(encode("entity ids", &i.entity_ids)?)
-            .bind(chart)
-            .bind(i.conversation_id.as_deref().map(storable))
-            .bind(storable(&i.created_by))
-            .bind(i.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-        for entity in entities {
-            sqlx::query("INSERT INTO insight_entities (insight_id, entity_id) VALUES ($1, $2)")
-                .bind(storable(&i.id))
-                .bind(storable(entity))
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-        }
+        write_insight(&mut tx, i, failed).await?;
         tx.commit().await.map_err(failed)
     }
 
@@ -129,4 +100,43 @@ impl SqlStore {
             .map_err(|e| self.db_error("listing insights", e))?;
         rows.iter().map(insight_from_row).collect()
     }
+}
+
+/// Writes one insight and its entity index (each entity once) inside `tx`.
+pub(crate) async fn write_insight(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    i: &Insight,
+    failed: impl Fn(sqlx::Error) -> StoreError,
+) -> Result<(), StoreError> {
+    let chart = i.chart.as_ref().map(|c| encode("chart", c)).transpose()?;
+    let sql = format!("INSERT INTO insights ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+    sqlx::query(&sql)
+        .bind(storable(&i.id))
+        .bind(storable(&i.kind))
+        .bind(storable(&i.title))
+        .bind(storable(&i.summary))
+        .bind(encode("evidence", &i.evidence)?)
+        .bind(encode("entity ids", &i.entity_ids)?)
+        .bind(chart)
+        .bind(i.conversation_id.as_deref().map(storable))
+        .bind(storable(&i.created_by))
+        .bind(i.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(&failed)?;
+    let mut entities: Vec<&str> = Vec::new();
+    for id in &i.entity_ids {
+        if !entities.contains(&id.as_str()) {
+            entities.push(id);
+        }
+    }
+    for entity in entities {
+        sqlx::query("INSERT INTO insight_entities (insight_id, entity_id) VALUES ($1, $2)")
+            .bind(storable(&i.id))
+            .bind(storable(entity))
+            .execute(&mut **tx)
+            .await
+            .map_err(&failed)?;
+    }
+    Ok(())
 }

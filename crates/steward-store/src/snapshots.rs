@@ -15,20 +15,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-use steward_core::insights::chart_url;
 use steward_core::snapshots::{
     Loaded, Memory, SaveOutcome, SavedConversation, SavedMessage, Snapshot, SnapshotBody, SnapshotSpec,
     SnapshotSummary, StateCounts,
 };
 use steward_core::StoreError;
-use steward_protocol::insight::{Chart, Insight};
 
+use crate::insights::{insight_from_row, write_insight, COLUMNS as INSIGHT_COLUMNS};
 use crate::{conversation_from_row, message_from_row, storable, SqlStore};
 
 type Tx = Transaction<'static, Any>;
-
-const INSIGHT_COLUMNS: &str =
-    "id, kind, title, summary, evidence, entity_ids, chart, conversation_id, created_by, created_at";
 
 fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Database(format!("encoding {what}: {e}")))
@@ -49,31 +45,6 @@ fn snapshot_from_row(row: &AnyRow) -> Result<(SnapshotSummary, Option<SnapshotBo
         Err(e) => return Err(corrupt(&name, "body", e)),
     };
     Ok((summary, body))
-}
-
-fn insight_from_row(row: &AnyRow) -> Result<Insight, StoreError> {
-    let id: String = row.try_get("id").map_err(|e| StoreError::Corrupt(format!("insight row: {e}")))?;
-    let bad = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("insight '{id}': {e}"));
-    let text = |column: &str| row.try_get::<String, _>(column).map_err(|e| bad(&e));
-    let evidence = serde_json::from_str(&text("evidence")?).map_err(|e| bad(&e))?;
-    let entity_ids = serde_json::from_str(&text("entity_ids")?).map_err(|e| bad(&e))?;
-    let chart: Option<Chart> = match row.try_get::<Option<String>, _>("chart").map_err(|e| bad(&e))? {
-        Some(chart) => Some(serde_json::from_str(&chart).map_err(|e| bad(&e))?),
-        None => None,
-    };
-    Ok(Insight {
-        kind: text("kind")?,
-        title: text("title")?,
-        summary: text("summary")?,
-        evidence,
-        entity_ids,
-        chart_url: chart.as_ref().map(|_| chart_url(&id)),
-        chart,
-        conversation_id: row.try_get("conversation_id").map_err(|e| bad(&e))?,
-        created_by: text("created_by")?,
-        created_at: row.try_get("created_at").map_err(|e| bad(&e))?,
-        id,
-    })
 }
 
 impl SqlStore {
@@ -345,32 +316,7 @@ impl SqlStore {
         }
 
         for i in &memory.insights {
-            let sql =
-                format!("INSERT INTO insights ({INSIGHT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
-            let chart = i.chart.as_ref().map(|c| json("an insight's chart", c)).transpose()?;
-            sqlx::query(&sql)
-                .bind(&i.id)
-                .bind(storable(&i.kind))
-                .bind(storable(&i.title))
-                .bind(storable(&i.summary))
-                .bind(json("an insight's evidence", &i.evidence)?)
-                .bind(json("an insight's entity ids", &i.entity_ids)?)
-                .bind(chart)
-                .bind(i.conversation_id.clone())
-                .bind(storable(&i.created_by))
-                .bind(i.created_at)
-                .execute(&mut **tx)
-                .await
-                .map_err(&failed)?;
-            let entities: BTreeSet<&str> = i.entity_ids.iter().map(String::as_str).collect();
-            for entity in entities {
-                sqlx::query("INSERT INTO insight_entities (insight_id, entity_id) VALUES ($1, $2)")
-                    .bind(&i.id)
-                    .bind(storable(entity))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(&failed)?;
-            }
+            write_insight(tx, i, &failed).await?;
         }
         Ok(kept)
     }

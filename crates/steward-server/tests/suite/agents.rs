@@ -4,7 +4,6 @@
 //! with its own prompt and tools, nested under the architect's.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use steward_core::delegation::DelegateTool;
@@ -13,10 +12,9 @@ use steward_core::home::Home;
 use steward_core::tools::CurrentTime;
 use steward_core::{AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, SystemClock, ToolRegistry};
 use steward_integrations::DemoHome;
-use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_server::{app, AppState, ServerSettings};
 use steward_store::SqlStore;
-use steward_testkit::{Reply, ScriptedCall, ScriptedLlm};
+use steward_testkit::{Reply, ScriptedCall};
 
 use super::Harness;
 
@@ -30,17 +28,7 @@ async fn agents(agents: AgentRegistry) -> Agents {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(SqlStore::open_in_dir(&dir, clock.clone()).await.unwrap());
     let home: Arc<dyn Home> = Arc::new(DemoHome::new(clock.clone()));
-    let scripted = ScriptedLlm::start().await.unwrap();
-    let llm = OpenAiCompatible::new(OpenAiConfig {
-        name: "scripted".into(),
-        base_url: scripted.base_url(),
-        api_key: None,
-        model: "scripted".into(),
-        tier_models: Default::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
+    let (llm, scripted) = super::scripted_model().await;
     let mut tools = ToolRegistry::new();
     tools.register(Arc::new(CurrentTime::new(clock.clone())));
     for tool in home_tools(home.clone(), clock.clone()) {

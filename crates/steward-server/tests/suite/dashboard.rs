@@ -17,11 +17,10 @@ use steward_core::{
     AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Store, SystemClock, ToolRegistry,
 };
 use steward_integrations::DemoHome;
-use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_protocol::api::CatalogEntity;
 use steward_server::{app, digest_hex, parse_digest, ApiKeys, AppState, ServerSettings};
 use steward_store::SqlStore;
-use steward_testkit::{Reply as Scripted, ScriptedLlm};
+use steward_testkit::Reply as Scripted;
 
 use super::{Harness, Reply};
 
@@ -36,17 +35,7 @@ async fn dashboard(keys: bool) -> Harness {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(SqlStore::open_in_dir(&dir, clock.clone()).await.unwrap());
     let home: Arc<dyn Home> = Arc::new(DemoHome::new(clock.clone()));
-    let scripted = ScriptedLlm::start().await.unwrap();
-    let llm = OpenAiCompatible::new(OpenAiConfig {
-        name: "scripted".into(),
-        base_url: scripted.base_url(),
-        api_key: None,
-        model: "scripted".into(),
-        tier_models: Default::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
+    let (llm, scripted) = super::scripted_model().await;
     let mut tools = ToolRegistry::new();
     tools.register(Arc::new(CurrentTime::new(clock.clone())));
     for tool in home_tools(home.clone(), clock.clone()) {

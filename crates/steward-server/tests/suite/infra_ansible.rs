@@ -14,10 +14,9 @@ use serde_json::{json, Value};
 use steward_core::tools::CurrentTime;
 use steward_core::{AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, SystemClock, ToolRegistry};
 use steward_integrations::ansible::{ansible_tools, Ansible, AnsibleConfig};
-use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_server::{app, AppState, ServerSettings};
 use steward_store::SqlStore;
-use steward_testkit::{Reply, ScriptedLlm};
+use steward_testkit::Reply;
 
 use super::approvals::activity::Watcher;
 use super::Harness;
@@ -50,17 +49,7 @@ async fn infra(ansible_playbook: PathBuf, timeout_secs: u64) -> Harness {
     let dir = std::env::temp_dir().join(format!("steward-infra-test-{}", uuid::Uuid::new_v4().simple()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(SqlStore::open_in_dir(&dir, clock.clone()).await.unwrap());
-    let scripted = ScriptedLlm::start().await.unwrap();
-    let llm = OpenAiCompatible::new(OpenAiConfig {
-        name: "scripted".into(),
-        base_url: scripted.base_url(),
-        api_key: None,
-        model: "scripted".into(),
-        tier_models: Default::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
+    let (llm, scripted) = super::scripted_model().await;
     let ansible = Arc::new(Ansible::new(AnsibleConfig {
         playbook_dir: Some(fixtures().join("playbooks")),
         inventory: Some(fixtures().join("inventory.ini")),

@@ -20,11 +20,10 @@ use steward_core::{
     ToolRegistry, ToolSpec,
 };
 use steward_integrations::mcp::{McpHub, ServerConfig, ServerStatus, Transport};
-use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_protocol::approval::Preview;
 use steward_server::{app, AppState, ServerSettings};
 use steward_store::SqlStore;
-use steward_testkit::{Reply, ScriptedCall, ScriptedLlm};
+use steward_testkit::{Reply, ScriptedCall};
 
 use super::Harness;
 
@@ -82,17 +81,7 @@ async fn infra(servers: Vec<ServerConfig>) -> Infra {
     let dir = std::env::temp_dir().join(format!("steward-infra-mcp-{}", uuid::Uuid::new_v4().simple()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(SqlStore::open_in_dir(&dir, clock.clone()).await.unwrap());
-    let scripted = ScriptedLlm::start().await.unwrap();
-    let llm = OpenAiCompatible::new(OpenAiConfig {
-        name: "scripted".into(),
-        base_url: scripted.base_url(),
-        api_key: None,
-        model: "scripted".into(),
-        tier_models: Default::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
+    let (llm, scripted) = super::scripted_model().await;
     let hub = McpHub::start(servers).await;
 
     let mut tools = ToolRegistry::new();

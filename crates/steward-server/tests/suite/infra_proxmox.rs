@@ -13,10 +13,9 @@ use steward_core::{
     AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Redactor, SystemClock, ToolRegistry,
 };
 use steward_integrations::proxmox::{proxmox_tools, Proxmox, ProxmoxConfig, TaskWait};
-use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_server::{app, AppState, ServerSettings};
 use steward_store::SqlStore;
-use steward_testkit::{Reply, ScriptedLlm};
+use steward_testkit::Reply;
 
 use super::Harness;
 
@@ -38,17 +37,7 @@ async fn infra(secret: &str, debug: bool) -> Infra {
     let dir = std::env::temp_dir().join(format!("steward-infra-test-{}", uuid::Uuid::new_v4().simple()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(SqlStore::open_in_dir(&dir, clock.clone()).await.unwrap());
-    let scripted = ScriptedLlm::start().await.unwrap();
-    let llm = OpenAiCompatible::new(OpenAiConfig {
-        name: "scripted".into(),
-        base_url: scripted.base_url(),
-        api_key: None,
-        model: "scripted".into(),
-        tier_models: Default::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
+    let (llm, scripted) = super::scripted_model().await;
     let pve = FakeProxmox::start().await;
     let proxmox = Arc::new(Proxmox::new(&ProxmoxConfig::new(&pve.url, TOKEN_ID, secret)).unwrap());
     let wait = TaskWait { interval: Duration::from_millis(10), timeout: Duration::from_secs(5) };

@@ -11,16 +11,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use steward_core::tools::CurrentTime;
 use steward_core::{AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, SystemClock, ToolRegistry};
 use steward_integrations::ssh::{ssh_tools, Ssh, SshConfig, SshHost};
-use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_server::{app, AppState, ServerSettings};
 use steward_store::SqlStore;
-use steward_testkit::{Reply, ScriptedLlm};
+use steward_testkit::Reply;
 
 use super::Harness;
 
@@ -57,17 +55,7 @@ async fn infra(server: &Server, host_key: &str) -> Harness {
     let dir = std::env::temp_dir().join(format!("steward-infra-ssh-test-{}", uuid::Uuid::new_v4().simple()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(SqlStore::open_in_dir(&dir, clock.clone()).await.unwrap());
-    let scripted = ScriptedLlm::start().await.unwrap();
-    let llm = OpenAiCompatible::new(OpenAiConfig {
-        name: "scripted".into(),
-        base_url: scripted.base_url(),
-        api_key: None,
-        model: "scripted".into(),
-        tier_models: Default::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
+    let (llm, scripted) = super::scripted_model().await;
     let known_hosts = dir.join("ssh").join("known_hosts");
     std::fs::create_dir_all(dir.join("ssh")).unwrap();
     std::fs::write(&known_hosts, format!("[{}]:{} {host_key}\n", server.host, server.port)).unwrap();

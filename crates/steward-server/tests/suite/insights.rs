@@ -4,7 +4,6 @@
 //! the chat answer can link the chart; and refusals that name the problem.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use steward_core::home::tools::AnalyzeEnergy;
@@ -15,10 +14,9 @@ use steward_core::{
 };
 use steward_integrations::demo::OUTAGE_ENTITY;
 use steward_integrations::DemoHome;
-use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_server::{app, AppState, ServerSettings};
 use steward_store::SqlStore;
-use steward_testkit::{Reply, ScriptedLlm};
+use steward_testkit::Reply;
 
 use super::{harness_with, Harness, Options, Reply as HttpReply};
 
@@ -35,17 +33,7 @@ async fn insights() -> Insights {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(SqlStore::open_in_dir(&dir, clock.clone()).await.unwrap());
     let home: Arc<dyn Home> = Arc::new(DemoHome::new(clock.clone()));
-    let scripted = ScriptedLlm::start().await.unwrap();
-    let llm = OpenAiCompatible::new(OpenAiConfig {
-        name: "scripted".into(),
-        base_url: scripted.base_url(),
-        api_key: None,
-        model: "scripted".into(),
-        tier_models: Default::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
+    let (llm, scripted) = super::scripted_model().await;
     let mut tools = ToolRegistry::new();
     let kept: Arc<dyn Store> = store.clone();
     tools.register(Arc::new(AnalyzeEnergy::new(home.clone(), clock.clone()).with_insights(kept)));

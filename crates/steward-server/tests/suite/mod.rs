@@ -53,6 +53,23 @@ impl Default for Options {
     }
 }
 
+/// A scripted model server and an OpenAI-compatible provider talking to it
+/// without a key.
+pub async fn scripted_model() -> (OpenAiCompatible, ScriptedLlm) {
+    let scripted = ScriptedLlm::start().await.unwrap();
+    let llm = OpenAiCompatible::new(OpenAiConfig {
+        name: "scripted".into(),
+        base_url: scripted.base_url(),
+        api_key: None,
+        model: "scripted".into(),
+        tier_models: Default::default(),
+        request_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+    })
+    .unwrap();
+    (llm, scripted)
+}
+
 pub async fn harness() -> Harness {
     harness_with(Options::default()).await
 }

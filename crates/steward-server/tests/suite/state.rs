@@ -11,11 +11,10 @@ use serde_json::{json, Value};
 use steward_core::home::{Home, ServiceCall};
 use steward_core::{AgentRegistry, Clock, Engine, EngineLimits, EngineOptions, EngineParts, Store, ToolRegistry};
 use steward_integrations::DemoHome;
-use steward_llm::{OpenAiCompatible, OpenAiConfig};
 use steward_protocol::{TurnInput, UserTurn};
 use steward_server::{app, AppState, ServerSettings};
 use steward_store::SqlStore;
-use steward_testkit::{Reply, ScriptedLlm};
+use steward_testkit::Reply;
 
 use super::{harness, Harness};
 
@@ -53,17 +52,7 @@ async fn setup() -> Setup {
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let store = Arc::new(SqlStore::open_in_dir(&dir, dyn_clock.clone()).await.unwrap());
     let home: Arc<dyn Home> = Arc::new(DemoHome::new(dyn_clock.clone()));
-    let scripted = ScriptedLlm::start().await.unwrap();
-    let llm = OpenAiCompatible::new(OpenAiConfig {
-        name: "scripted".into(),
-        base_url: scripted.base_url(),
-        api_key: None,
-        model: "scripted".into(),
-        tier_models: Default::default(),
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
+    let (llm, scripted) = super::scripted_model().await;
     let engine = Engine::with_options(
         EngineParts {
             llm: Arc::new(llm),

@@ -441,7 +441,11 @@
       case "turn_started": return ["turn started", ev.agent + " · turn " + ev.turn_id];
       case "turn_finished": return ["turn finished", ev.finish_reason + " · " + ev.steps + " steps" + (ev.usage && ev.usage.total_tokens ? " · " + ev.usage.total_tokens + " tokens" : "")];
       case "tool_call_started": return ["tool call", ev.name + " (" + ev.effect + ")"];
-      case "tool_result": return ["tool result", ev.name + (ev.ok ? " ✓" : " ✗ failed") + (ev.truncated ? " (truncated)" : "")];
+      case "tool_result": {
+        // A call held for approval "fails" for the model; for a person it waits.
+        const waiting = !ev.ok && /^awaiting approval /.test(ev.output || "");
+        return ["tool result", ev.name + (ev.ok ? " ✓" : waiting ? " — waiting for approval" : " ✗ failed") + (ev.truncated ? " (truncated)" : "")];
+      }
       case "tool_debug": return ["tool debug", ev.name + " · " + ev.phase];
       case "tool_progress": return ["tool progress", ev.name + " (" + ev.approval_id + "): " + ev.message];
       case "approval_requested": return ["approval requested", (ev.approval.preview && ev.approval.preview.summary) || ev.approval.tool];
